@@ -1,0 +1,24 @@
+"""Deployment backends. ``make_backend`` picks one from the settings."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .base import AppSpec, Backend, BackendError, BackendStatus
+
+__all__ = ["AppSpec", "Backend", "BackendError", "BackendStatus", "make_backend"]
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "local":
+        from .local import LocalBackend
+
+        return LocalBackend(
+            apps_dir=settings.apps_dir,
+            run_dir=settings.instance_path / "deployments",
+            bind_host=settings.local_bind_host,
+            public_host=settings.local_public_host,
+            port_min=settings.local_port_min,
+            port_max=settings.local_port_max,
+            scheme=settings.local_scheme,
+        )
+    raise ValueError(f"unknown backend {settings.backend!r}")

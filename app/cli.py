@@ -1,0 +1,194 @@
+"""Command-line interface: thin wrappers over the same services the views use.
+
+    flask --app wsgi users create NAME [--admin]
+    flask --app wsgi apps publish --owner NAME --title T --framework dash --source PATH[:CALLABLE]
+    flask --app wsgi demo load
+    flask --app wsgi sweep
+    flask --app wsgi reconcile
+    flask --app wsgi deployments list
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import lifecycle
+from .auth import AccountError, create_user, get_user
+from .extensions import db
+from .models import LIVE_STATUSES, Deployment, VizApp, utcnow
+from .publishing import AppInput, PublishError, publish
+from .scheduler import SWEEP_LEASE, lease
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+apps_cli = AppGroup("apps", help="Manage published apps.")
+demo_cli = AppGroup("demo", help="The demo apps in examples/.")
+deployments_cli = AppGroup("deployments", help="Inspect deployments.")
+
+DEMO_OWNER = "demo"
+DEMOS = (
+    AppInput(
+        title="dash-wave", framework="dash", source="dash-wave/app.py:server",
+        description="A Dash/Plotly demo: move the slider and the callback redraws the wave.",
+    ),
+    AppInput(
+        title="bokeh-sliders", framework="bokeh", source="bokeh-sliders/main.py",
+        description="A Bokeh server demo: the sliders reshape the curve through a Python callback.",
+    ),
+)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input instead of a prompt.")
+def users_create(username: str, admin: bool, password_stdin: bool) -> None:
+    """Create a user; the password comes from a prompt, or from stdin when piped."""
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(username, password, is_admin=admin)
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"Created {'admin ' if user.is_admin else ''}user {user.username}.")
+
+
+@apps_cli.command("publish")
+@click.option("--owner", required=True)
+@click.option("--title", required=True)
+@click.option("--framework", required=True, type=click.Choice(["dash", "bokeh"]))
+@click.option("--source", default="", help="PATH[:CALLABLE], relative to APPS_DIR.")
+@click.option("--image", default="", help="Container image, for cluster backends.")
+@click.option("--description", default="")
+@click.option("--port", default="")
+@click.option("--cpu", default="500m")
+@click.option("--memory", default="512Mi")
+@click.option("--env", "env_items", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option("--private", is_flag=True, help="Leave it out of the gallery; only the owner sees it.")
+def apps_publish(owner: str, title: str, framework: str, source: str, image: str,
+                 description: str, port: str, cpu: str, memory: str,
+                 env_items: tuple[str, ...], private: bool) -> None:
+    """Publish an app for OWNER."""
+    user = get_user(owner)
+    if user is None:
+        _fail(f"No user {owner!r}; create one with 'flask users create {owner}'.")
+    data = AppInput(title=title, framework=framework, description=description, source=source,
+                    image=image, port=port, cpu=cpu, memory=memory,
+                    env="\n".join(env_items), is_public=not private)
+    try:
+        app = publish(user, data, current_app.config["DORMOUSE"])
+    except PublishError as exc:
+        for name, message in exc.errors.items():
+            click.echo(f"Error: {name}: {message}", err=True)
+        sys.exit(1)
+    click.echo(f"Published {app.slug_path} at /{app.slug_path}/viz/")
+
+
+@demo_cli.command("load")
+def demo_load() -> None:
+    """Publish the demo apps (idempotent: existing ones are left alone)."""
+    settings = current_app.config["DORMOUSE"]
+    owner = get_user(DEMO_OWNER)
+    if owner is None:
+        import secrets
+
+        owner = create_user(DEMO_OWNER, secrets.token_urlsafe(24))
+    for demo in DEMOS:
+        exists = db.session.scalar(
+            select(VizApp.id).where(VizApp.owner_id == owner.id, VizApp.title == demo.title)
+        )
+        if exists:
+            click.echo(f"{DEMO_OWNER}/{demo.title}: already published")
+            continue
+        try:
+            publish(owner, demo, settings)
+        except PublishError as exc:
+            _fail(f"{demo.title}: {exc}")
+        click.echo(f"{DEMO_OWNER}/{demo.title}: published")
+
+
+def _age(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "-"
+    seconds = int((now - value).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+@deployments_cli.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include stopped and failed ones.")
+def deployments_list(show_all: bool) -> None:
+    """One line per deployment: owner/title, status and ages."""
+    now = utcnow()
+    query = select(Deployment).order_by(Deployment.created_at.desc())
+    if not show_all:
+        query = query.where(Deployment.status.in_(LIVE_STATUSES))
+    rows = db.session.scalars(query).all()
+    if not rows:
+        click.echo("No deployments." if show_all else "No live deployments.")
+        return
+    click.echo(f"{'APP':<40} {'DEPLOYMENT':<18} {'STATUS':<9} {'AGE':>5} {'LOAD':>5} {'PING':>5}  REASON")
+    for dep in rows:
+        reason = dep.stop_reason or ""
+        click.echo(
+            f"{dep.app.slug_path:<40} {dep.public_name:<18} {dep.status:<9} "
+            f"{_age(dep.created_at, now):>5} {_age(dep.latest_load_at, now):>5} "
+            f"{_age(dep.latest_ping_at, now):>5}  {reason}"
+        )
+
+
+@click.command("sweep")
+def sweep_command() -> None:
+    """Run one sweep now with the configured limits; print what it stopped."""
+    settings = current_app.config["DORMOUSE"]
+    with lease(SWEEP_LEASE, ttl=max(120.0, settings.sweep_interval * 2)) as held:
+        if not held:
+            _fail("another sweep is running (the sweep lease is held); try again shortly")
+        report = lifecycle.sweep()
+    for dep, detail in report.stopped:
+        click.echo(f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}")
+    for dep in report.failed:
+        click.echo(f"failed {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
+    for dep in report.vanished:
+        click.echo(f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
+    for ref in report.orphans_stopped:
+        click.echo(f"stopped orphan {ref}")
+    if not (report.stopped or report.failed or report.vanished or report.orphans_stopped):
+        click.echo("Nothing to stop.")
+    if report.errors:
+        _fail(f"{report.errors} deployment(s) could not be handled; see the log")
+
+
+@click.command("reconcile")
+def reconcile_command() -> None:
+    """Make the database and the backend agree (stop orphans, mark vanished)."""
+    report = lifecycle.reconcile()
+    for dep in report.vanished:
+        click.echo(f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
+    for ref in report.orphans_stopped:
+        click.echo(f"stopped orphan {ref}")
+    if not (report.vanished or report.orphans_stopped):
+        click.echo("Everything agrees.")
+    if report.errors:
+        _fail(f"{report.errors} item(s) could not be handled; see the log")
+
+
+def register_cli(app: Flask) -> None:
+    for command in (users_cli, apps_cli, demo_cli, deployments_cli, sweep_command, reconcile_command):
+        app.cli.add_command(command)

@@ -1,0 +1,193 @@
+"""Configuration, read from environment variables only.
+
+Every setting has a default that works on a laptop; the README's config table
+lists them. Values are parsed with a type so that a typo fails at start-up with
+a clear message instead of surfacing later as odd behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The environment holds a value Dormouse cannot use."""
+
+
+def _get(env: dict[str, str], name: str, default: str) -> str:
+    value = env.get(name, "")
+    return value.strip() if value.strip() else default
+
+
+def env_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = _get(env, name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = _get(env, name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name, "1" if default else "0").lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the ``postgres://`` spelling that hosting platforms hand out and
+    use the psycopg 3 driver for PostgreSQL."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _secret_key(env: dict[str, str], instance: Path, production: bool) -> str:
+    key = env.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    if production:
+        raise ConfigError(
+            "SECRET_KEY must be set when DORMOUSE_ENV=production "
+            "(every worker and replica must share it)"
+        )
+    # A laptop: make one once and keep it under instance/, so sessions survive
+    # restarts and every gunicorn worker reads the same key.
+    path = instance / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    instance.mkdir(parents=True, exist_ok=True)
+    candidate = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker won the race
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(candidate)
+    return candidate
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment; ``to_flask()`` gives Flask's config keys."""
+
+    env_name: str
+    instance_path: Path
+    database_url: str
+    secret_key: str
+    backend: str
+    apps_dir: Path
+    idle_load_timeout: float
+    idle_ping_timeout: float
+    start_timeout: float
+    ping_interval: float
+    status_poll_interval: float
+    activity_resolution: float
+    sweep_interval: float
+    scheduler_enabled: bool
+    host: str
+    port: int
+    local_bind_host: str
+    local_public_host: str
+    local_port_min: int
+    local_port_max: int
+    local_scheme: str
+    max_cpu_millicores: int
+    max_memory_mib: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        env_name = _get(env, "DORMOUSE_ENV", "development")
+        if env_name not in {"development", "production", "testing"}:
+            raise ConfigError(
+                f"DORMOUSE_ENV must be development, production or testing, got {env_name!r}"
+            )
+        instance = Path(_get(env, "INSTANCE_PATH", str(REPO_ROOT / "instance"))).resolve()
+        database_url = normalise_database_url(
+            _get(env, "DATABASE_URL", f"sqlite:///{instance / 'dormouse.db'}")
+        )
+        backend = _get(env, "BACKEND", "local")
+        if backend not in {"local"}:
+            raise ConfigError(f"BACKEND must be 'local', got {backend!r}")
+        port_min = env_int(env, "LOCAL_PORT_MIN", 8100, minimum=1024)
+        port_max = env_int(env, "LOCAL_PORT_MAX", 8299, minimum=1024)
+        if port_max < port_min or port_max > 65535:
+            raise ConfigError("LOCAL_PORT_MAX must be between LOCAL_PORT_MIN and 65535")
+        scheme = _get(env, "LOCAL_SCHEME", "http")
+        if scheme not in {"http", "https"}:
+            raise ConfigError(f"LOCAL_SCHEME must be http or https, got {scheme!r}")
+        ping_interval = env_float(env, "PING_INTERVAL", 10.0, minimum=1.0)
+        return cls(
+            env_name=env_name,
+            instance_path=instance,
+            database_url=database_url,
+            secret_key=_secret_key(env, instance, env_name == "production"),
+            backend=backend,
+            apps_dir=Path(_get(env, "APPS_DIR", str(REPO_ROOT / "examples"))).resolve(),
+            idle_load_timeout=env_float(env, "IDLE_LOAD_TIMEOUT", 1800.0, minimum=1.0),
+            idle_ping_timeout=env_float(env, "IDLE_PING_TIMEOUT", 1800.0, minimum=1.0),
+            start_timeout=env_float(env, "START_TIMEOUT", 180.0, minimum=1.0),
+            ping_interval=ping_interval,
+            status_poll_interval=env_float(env, "STATUS_POLL_INTERVAL", 1.0, minimum=0.2),
+            activity_resolution=env_float(
+                env, "ACTIVITY_RESOLUTION", min(5.0, ping_interval / 2), minimum=0.0
+            ),
+            sweep_interval=env_float(env, "SWEEP_INTERVAL", 60.0, minimum=1.0),
+            scheduler_enabled=env_bool(env, "SCHEDULER_ENABLED", True),
+            host=_get(env, "HOST", "127.0.0.1"),
+            port=env_int(env, "PORT", 8000, minimum=1),
+            local_bind_host=_get(env, "LOCAL_BIND_HOST", "127.0.0.1"),
+            local_public_host=_get(env, "LOCAL_PUBLIC_HOST", ""),
+            local_port_min=port_min,
+            local_port_max=port_max,
+            local_scheme=scheme,
+            max_cpu_millicores=env_int(env, "MAX_CPU_MILLICORES", 4000, minimum=1),
+            max_memory_mib=env_int(env, "MAX_MEMORY_MIB", 8192, minimum=1),
+        )
+
+    def to_flask(self) -> dict[str, object]:
+        return {
+            "DORMOUSE": self,
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
+            "TESTING": self.env_name == "testing",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.env_name == "production",
+            "REMEMBER_COOKIE_SECURE": self.env_name == "production",
+            "WTF_CSRF_TIME_LIMIT": None,  # a viz tab may stay open for hours
+        }
+
+
+def _engine_options(url: str) -> dict[str, object]:
+    if url.startswith("sqlite"):
+        # Wait for a writer instead of failing at once; WAL is set per connection.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}

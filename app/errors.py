@@ -1,0 +1,56 @@
+"""Error handlers: one answer per error, shaped for who asked - an HTMX
+partial, JSON, or a full page. A 500 rolls the session back."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You may not do that.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    500: "Something went wrong on our side. It has been logged.",
+}
+
+
+def _respond(code: int, message: str):
+    if request.headers.get("HX-Request"):
+        return render_template("partials/error.html", code=code, message=message), code
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if best == "application/json":
+        return {"error": message, "status": code}, code
+    return render_template("error.html", code=code, message=message), code
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return _respond(400, "Your session has expired. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code is None or exc.code < 400 or (exc.code in (301, 302, 308)):
+            return exc
+        return _respond(exc.code, MESSAGES.get(exc.code, exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def unhandled(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return http_error(exc)
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _respond(500, MESSAGES[500])
+
+    @app.errorhandler(InternalServerError)
+    def internal(exc: InternalServerError):
+        db.session.rollback()
+        return _respond(500, MESSAGES[500])

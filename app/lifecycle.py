@@ -1,0 +1,388 @@
+"""The deployment lifecycle: the one implementation that views, CLI and the
+scheduler all call.
+
+State changes are conditional UPDATEs (``WHERE status IN (...)``), so two
+workers racing on the same row never undo each other's work, and the database's
+partial unique index makes simultaneous first visits share one deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import idle
+from .backends.base import AppSpec, Backend, BackendError
+from .config import Settings
+from .extensions import db
+from .models import LIVE_STATUSES, Deployment, VizApp, utcnow
+from .slugs import random_suffix
+
+log = logging.getLogger(__name__)
+
+# Seconds between two backend status reads of one starting deployment, however
+# many pages poll it (per process).
+STATUS_READ_INTERVAL = 1.0
+_last_read: dict[int, float] = {}
+_last_read_lock = threading.Lock()
+
+
+def settings() -> Settings:
+    return current_app.config["DORMOUSE"]
+
+
+def backend() -> Backend:
+    return current_app.extensions["dormouse.backend"]
+
+
+def limits(s: Settings | None = None) -> idle.IdleLimits:
+    s = s or settings()
+    return idle.IdleLimits(s.idle_load_timeout, s.idle_ping_timeout, s.start_timeout)
+
+
+def spec_for(dep: Deployment) -> AppSpec:
+    app = dep.app
+    return AppSpec(
+        owner=app.owner.username,
+        title=app.title,
+        framework=app.framework,  # type: ignore[arg-type]
+        deployment_name=dep.deployment_name,
+        prefix=dep.prefix,
+        source=app.source,
+        callable=app.callable,
+        image=app.image,
+        command=app.command,
+        port=app.port,
+        cpu=app.cpu,
+        memory=app.memory,
+        env=dict(app.env or {}),
+    )
+
+
+# --- reading -----------------------------------------------------------------
+
+
+def live_deployment(app: VizApp, name: str = "default") -> Deployment | None:
+    return db.session.scalar(
+        select(Deployment).where(
+            Deployment.app_id == app.id,
+            Deployment.name == name,
+            Deployment.status.in_(LIVE_STATUSES),
+        )
+    )
+
+
+def deployment_by_public_name(app: VizApp, public_name: str) -> Deployment | None:
+    return db.session.scalar(
+        select(Deployment).where(Deployment.app_id == app.id, Deployment.public_name == public_name)
+    )
+
+
+def latest_deployment(app: VizApp, name: str = "default") -> Deployment | None:
+    """The live deployment if there is one, else the most recent one."""
+    return live_deployment(app, name) or db.session.scalar(
+        select(Deployment)
+        .where(Deployment.app_id == app.id, Deployment.name == name)
+        .order_by(Deployment.created_at.desc(), Deployment.id.desc())
+        .limit(1)
+    )
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def _transition(dep: Deployment, from_statuses: tuple[str, ...], **values: object) -> bool:
+    """Apply ``values`` to ``dep`` only if its status is still one of
+    ``from_statuses``; commit; report whether this call made the change."""
+    result = db.session.execute(
+        update(Deployment)
+        .where(Deployment.id == dep.id, Deployment.status.in_(from_statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(dep)
+    return result.rowcount == 1
+
+
+def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "default") -> Deployment:
+    """Return the app's live deployment, starting one if there is none.
+
+    Race-safe: when several requests arrive at once, the partial unique index
+    lets exactly one INSERT succeed; the others read the winner's row.
+    """
+    now = now or utcnow()
+    existing = live_deployment(app, name)
+    if existing is not None:
+        return existing
+    dep = Deployment(
+        app=app,
+        name=name,
+        public_name=f"{name}-{random_suffix()}",
+        status="starting",
+        phase="Requesting a new deployment",
+        backend=backend().name,
+        created_at=now,
+    )
+    db.session.add(dep)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        winner = live_deployment(app, name)
+        if winner is None:  # lost on something else (a public_name clash): try once more
+            return ensure_deployment(app, now=now, name=name)
+        return winner
+    log.info("deployment %s: starting %s", dep.public_name, app.slug_path)
+    _launch(dep, now)
+    return dep
+
+
+def _launch(dep: Deployment, now: datetime) -> None:
+    try:
+        ref = backend().create(spec_for(dep))
+    except BackendError as exc:
+        log.warning("deployment %s: could not start: %s", dep.public_name, exc)
+        _fail(dep, str(exc), now)
+        return
+    except Exception:
+        log.exception("deployment %s: backend error while starting", dep.public_name)
+        _fail(dep, "The server could not start this app (internal error).", now)
+        return
+    _transition(dep, ("starting",), backend_ref=ref, phase="Starting the app")
+
+
+def _fail(dep: Deployment, reason: str, now: datetime) -> bool:
+    changed = _transition(
+        dep,
+        LIVE_STATUSES,
+        status="failed",
+        status_reason=reason,
+        phase="",
+        stopped_at=now,
+        stop_reason="failed",
+    )
+    if changed:
+        _stop_backend(dep)
+    return changed
+
+
+def _stop_backend(dep: Deployment) -> None:
+    if not dep.backend_ref:
+        return
+    try:
+        backend().stop(dep.backend_ref)
+    except Exception:  # reconcile stops leftovers on a later sweep
+        log.exception("deployment %s: backend stop failed; reconcile will retry", dep.public_name)
+
+
+def record_load(dep: Deployment, *, now: datetime | None = None) -> None:
+    """A full page load of the viz page."""
+    now = now or utcnow()
+    _transition(dep, LIVE_STATUSES, latest_load_at=now)
+
+
+def record_ping(dep: Deployment, *, now: datetime | None = None) -> bool:
+    """A ping from a focused page. Writes only when the recorded ping is older
+    than ACTIVITY_RESOLUTION, so many open tabs cost few writes. A ping never
+    revives a stopped deployment."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings().activity_resolution)
+    result = db.session.execute(
+        update(Deployment)
+        .where(
+            Deployment.id == dep.id,
+            Deployment.status.in_(LIVE_STATUSES),
+            (Deployment.latest_ping_at.is_(None)) | (Deployment.latest_ping_at <= cutoff),
+        )
+        .values(latest_ping_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(dep)
+    return result.rowcount == 1
+
+
+def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False) -> Deployment:
+    """Bring a starting deployment's status up to date from the backend.
+
+    Running, failed and stopped rows are returned as they are: the hot path
+    (polls and pings of a running app) never calls the backend. A starting row
+    is read from the backend at most once per STATUS_READ_INTERVAL per process.
+    """
+    now = now or utcnow()
+    if dep.status != "starting":
+        return dep
+    s = settings()
+    age = (now - dep.created_at).total_seconds()
+    if age > s.start_timeout:
+        _fail(dep, f"The app did not become ready within {s.start_timeout:.0f} seconds.", now)
+        return dep
+    if not dep.backend_ref or not _due_for_read(dep.id, force):
+        return dep
+    try:
+        status = backend().status(dep.backend_ref)
+    except Exception:
+        log.exception("deployment %s: status read failed", dep.public_name)
+        return dep
+    if status.state == "running":
+        if _transition(dep, ("starting",), status="running", ready_at=now, phase="Ready"):
+            log.info("deployment %s: running after %.1fs", dep.public_name, age)
+    elif status.state == "failed":
+        _fail(dep, status.reason or "The app exited while starting.", now)
+    elif status.state == "gone":
+        _fail(dep, status.reason or "The app's process disappeared before it was ready.", now)
+    elif status.phase and status.phase != dep.phase:
+        _transition(dep, ("starting",), phase=status.phase[:200])
+    return dep
+
+
+def _due_for_read(dep_id: int, force: bool) -> bool:
+    tick = time.monotonic()
+    with _last_read_lock:
+        last = _last_read.get(dep_id)
+        if not force and last is not None and tick - last < STATUS_READ_INTERVAL:
+            return False
+        _last_read[dep_id] = tick
+        if len(_last_read) > 10_000:  # forget old entries; live rows are few
+            _last_read.clear()
+        return True
+
+
+def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: str = "",
+         if_unchanged: bool = False) -> bool:
+    """Stop a live deployment; report whether this call stopped it.
+
+    With ``if_unchanged`` (the idle sweep), the row is stopped only if no load
+    or ping arrived since ``dep`` was read, so a visitor who pings between the
+    decision and the stop keeps the app.
+    """
+    now = now or utcnow()
+    guard = []
+    if if_unchanged:
+        for column, seen in ((Deployment.latest_load_at, dep.latest_load_at),
+                             (Deployment.latest_ping_at, dep.latest_ping_at)):
+            guard.append(column.is_(None) if seen is None else column == seen)
+    result = db.session.execute(
+        update(Deployment)
+        .where(Deployment.id == dep.id, Deployment.status.in_(LIVE_STATUSES), *guard)
+        .values(status="stopped", stopped_at=now, stop_reason=reason, status_reason=detail,
+                phase="")
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(dep)
+    if result.rowcount != 1:
+        return False
+    log.info("deployment %s: stopped (%s) %s", dep.public_name, reason, detail)
+    _stop_backend(dep)
+    return True
+
+
+# --- the sweep ---------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    ran: bool = True
+    stopped: list[tuple[Deployment, str]] = field(default_factory=list)  # (deployment, detail)
+    failed: list[Deployment] = field(default_factory=list)
+    vanished: list[Deployment] = field(default_factory=list)
+    orphans_stopped: list[str] = field(default_factory=list)
+    errors: int = 0
+
+
+def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
+    """One pass over every live deployment: fail those that never started, stop
+    the idle ones, then reconcile with the backend."""
+    now = now or utcnow()
+    lim = lim or limits()
+    report = SweepReport()
+    ids = db.session.scalars(
+        select(Deployment.id).where(Deployment.status.in_(LIVE_STATUSES)).order_by(Deployment.id)
+    ).all()
+    for dep_id in ids:
+        try:
+            dep = db.session.get(Deployment, dep_id)
+            if dep is None or not dep.is_live:
+                continue
+            if dep.status == "starting":
+                refresh(dep, now=now, force=True)
+                if dep.status == "failed":
+                    report.failed.append(dep)
+                    continue
+            verdict = idle.decide(
+                now=now, status=dep.status, created_at=dep.created_at,
+                latest_load_at=dep.latest_load_at, latest_ping_at=dep.latest_ping_at, limits=lim,
+            )
+            if not verdict.stop:
+                continue
+            if verdict.reason == "start-timeout":
+                if _fail(dep, f"The app did not become ready: {verdict.detail}.", now):
+                    report.failed.append(dep)
+            elif stop(dep, reason="idle", now=now, detail=verdict.detail, if_unchanged=True):
+                report.stopped.append((dep, verdict.detail))
+        except Exception:
+            report.errors += 1
+            db.session.rollback()
+            log.exception("sweep: deployment id %s failed; going on", dep_id)
+    reconcile(now=now, report=report)
+    return report
+
+
+def reconcile(*, now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
+    """Make the database and the backend agree.
+
+    Running rows whose app is gone are marked stopped (or failed, if it
+    crashed); things the backend runs that no live row knows are stopped.
+    """
+    now = now or utcnow()
+    report = report or SweepReport()
+    be = backend()
+    running = db.session.scalars(
+        select(Deployment).where(Deployment.status == "running", Deployment.backend == be.name)
+    ).all()
+    for dep in running:
+        try:
+            status = be.status(dep.backend_ref) if dep.backend_ref else None
+            if status is None or status.state == "gone":
+                if stop(dep, reason="gone", now=now,
+                        detail=(status.reason if status else "") or "The app is no longer running."):
+                    report.vanished.append(dep)
+            elif status.state == "failed":
+                if _fail(dep, status.reason or "The app exited.", now):
+                    report.vanished.append(dep)
+        except Exception:
+            report.errors += 1
+            db.session.rollback()
+            log.exception("reconcile: deployment %s failed; going on", dep.public_name)
+    known = {
+        dep.deployment_name
+        for dep in db.session.scalars(
+            select(Deployment).where(
+                Deployment.status.in_(LIVE_STATUSES), Deployment.backend == be.name
+            )
+        )
+    }
+    try:
+        leftovers = [ref for name, ref in be.list().items() if name not in known]
+    except Exception:
+        report.errors += 1
+        log.exception("reconcile: listing the backend failed")
+        leftovers = []
+    for ref in leftovers:
+        try:
+            be.stop(ref)
+            report.orphans_stopped.append(ref)
+            log.info("reconcile: stopped orphan %s", ref)
+        except Exception:
+            report.errors += 1
+            log.exception("reconcile: stopping orphan %s failed; going on", ref)
+    return report

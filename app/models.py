@@ -1,0 +1,190 @@
+"""The data model: users, published apps and their deployments."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+FRAMEWORKS = ("dash", "bokeh")
+LIVE_STATUSES = ("starting", "running")
+STATUSES = ("starting", "running", "failed", "stopped")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database.
+
+    SQLite keeps no zone, so values come back naive; this gives them back
+    their UTC zone, and refuses naive datetimes on the way in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    apps: Mapped[list[VizApp]] = relationship(back_populates="owner")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class VizApp(db.Model):
+    """A published Dash or Bokeh app. It runs only as a :class:`Deployment`."""
+
+    __tablename__ = "viz_apps"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "title", name="uq_viz_apps_owner_title"),
+        CheckConstraint("framework IN ('dash', 'bokeh')", name="framework"),
+        CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(40))
+    framework: Mapped[str] = mapped_column(String(10))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Local backend: a Python file relative to APPS_DIR; for Dash also the WSGI
+    # callable in it (e.g. "server").
+    source: Mapped[str | None] = mapped_column(String(500))
+    callable: Mapped[str | None] = mapped_column(String(100))
+    # Cluster backends: the container image and an optional command override.
+    image: Mapped[str | None] = mapped_column(String(500))
+    command: Mapped[str | None] = mapped_column(String(500))
+    port: Mapped[int] = mapped_column(Integer, default=8050)
+    cpu: Mapped[str] = mapped_column(String(20), default="500m")
+    memory: Mapped[str] = mapped_column(String(20), default="512Mi")
+    env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship(back_populates="apps")
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="app", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def slug_path(self) -> str:
+        return f"{self.owner.username}/{self.title}"
+
+    def __repr__(self) -> str:
+        return f"<VizApp {self.slug_path}>"
+
+
+class Deployment(db.Model):
+    """One run of an app. At most one live (starting/running) per app and name."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('starting', 'running', 'failed', 'stopped')", name="status"
+        ),
+        # The guarantee that simultaneous first visits make exactly one deployment.
+        Index(
+            "uq_deployments_live_app_name",
+            "app_id",
+            "name",
+            unique=True,
+            sqlite_where=text("status IN ('starting', 'running')"),
+            postgresql_where=text("status IN ('starting', 'running')"),
+        ),
+        Index("ix_deployments_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("viz_apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40), default="default")
+    public_name: Mapped[str] = mapped_column(String(60), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default="starting")
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    phase: Mapped[str] = mapped_column(String(200), default="")
+    backend: Mapped[str] = mapped_column(String(20))
+    backend_ref: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    latest_load_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    latest_ping_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stop_reason: Mapped[str | None] = mapped_column(String(20))
+
+    app: Mapped[VizApp] = relationship(back_populates="deployments")
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    @property
+    def prefix(self) -> str:
+        """The URL path the app serves under: /<owner>/<title>/<public_name>/."""
+        return f"/{self.app.owner.username}/{self.app.title}/{self.public_name}/"
+
+    @property
+    def deployment_name(self) -> str:
+        """The name backends know this deployment by (see AppSpec)."""
+        return f"{self.app.owner.username}-{self.app.title}-{self.public_name}"
+
+    def __repr__(self) -> str:
+        return f"<Deployment {self.public_name} {self.status}>"
+
+
+class SchedulerLease(db.Model):
+    """A named lease so that only one sweep runs at a time across workers and
+    replicas: whoever holds an unexpired lease may run the job."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

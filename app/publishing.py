@@ -1,0 +1,217 @@
+"""Publishing an app: every rule about what a valid app is, in one place.
+
+The /publish form, the CLI and the demo loader all call :func:`publish`; it
+validates everything before writing anything, and reports every problem at
+once, by field, so a form can show each next to its input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .config import Settings
+from .extensions import db
+from .models import FRAMEWORKS, User, VizApp
+from .slugs import slug_error
+
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CPU_RE = re.compile(r"^(?:(\d{1,6})m|(\d{1,3})(?:\.(\d{1,3}))?)$")
+MEMORY_RE = re.compile(r"^(\d{1,7})(Mi|Gi)$")
+# A container image reference: [registry[:port]/]path[:tag][@digest], lowercase path.
+IMAGE_RE = re.compile(
+    r"^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::\d+)?)/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+DEFAULT_PORTS = {"dash": 8050, "bokeh": 5006}
+
+
+class PublishError(ValueError):
+    """Invalid input; ``errors`` maps a field name to a message for a person."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass
+class AppInput:
+    """What a person submits, as text; :func:`publish` validates it."""
+
+    title: str
+    framework: str
+    description: str = ""
+    source: str = ""  # "dir/app.py" or "dir/app.py:server" relative to APPS_DIR
+    image: str = ""
+    command: str = ""
+    port: str = ""
+    cpu: str = "500m"
+    memory: str = "512Mi"
+    env: str = ""  # KEY=VALUE lines
+    is_public: bool = True
+
+
+def parse_cpu(value: str) -> int | None:
+    """Millicores for a Kubernetes CPU quantity like '500m' or '1.5'; None if invalid."""
+    m = CPU_RE.match(value.strip())
+    if not m:
+        return None
+    if m.group(1) is not None:
+        return int(m.group(1))
+    whole, frac = int(m.group(2)), (m.group(3) or "").ljust(3, "0")
+    return whole * 1000 + int(frac or 0)
+
+
+def parse_memory(value: str) -> int | None:
+    """MiB for a quantity like '512Mi' or '2Gi'; None if invalid."""
+    m = MEMORY_RE.match(value.strip())
+    if not m:
+        return None
+    return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
+
+
+def parse_env(text: str) -> tuple[dict[str, str], str | None]:
+    env: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep:
+            return {}, f"Line {number}: write KEY=VALUE."
+        if not ENV_NAME_RE.match(name):
+            return {}, f"Line {number}: {name!r} is not a valid variable name."
+        if name in env:
+            return {}, f"Line {number}: {name} is set twice."
+        env[name] = value.strip()
+    return env, None
+
+
+def resolve_source(apps_dir: Path, source: str) -> tuple[str, str | None]:
+    """Check a 'path[:callable]' source; return (relative path, callable).
+
+    Raises ValueError with a message when the file is missing or outside
+    ``apps_dir`` (symlinks resolved), or the callable is not an identifier.
+    """
+    path_text, _, callable_name = source.strip().partition(":")
+    if not path_text:
+        raise ValueError("Give the app's Python file, relative to the apps folder.")
+    if callable_name and not IDENTIFIER_RE.match(callable_name):
+        raise ValueError(f"{callable_name!r} is not a Python name (e.g. 'server').")
+    candidate = Path(path_text)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise ValueError("The source must be a relative path inside the apps folder.")
+    root = apps_dir.resolve()
+    full = (root / candidate).resolve()
+    if not full.is_relative_to(root):
+        raise ValueError("The source must stay inside the apps folder.")
+    if not full.is_file() or full.suffix != ".py":
+        raise ValueError(f"No Python file {path_text!r} in the apps folder.")
+    return full.relative_to(root).as_posix(), (callable_name or None)
+
+
+def available_sources(apps_dir: Path, limit: int = 200) -> list[str]:
+    """Python files under the apps folder, for the publish form's suggestions."""
+    if not apps_dir.is_dir():
+        return []
+    found = sorted(
+        p.relative_to(apps_dir).as_posix()
+        for p in apps_dir.rglob("*.py")
+        if "__pycache__" not in p.parts and not p.name.startswith("_")
+    )
+    return found[:limit]
+
+
+def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, object]:
+    """Check everything; return the values to store, or raise PublishError."""
+    errors: dict[str, str] = {}
+    values: dict[str, object] = {}
+    title = data.title.strip()
+    if (err := slug_error(title, "title")) is not None:
+        errors["title"] = err
+    elif db.session.scalar(select(VizApp.id).where(VizApp.owner_id == owner.id, VizApp.title == title)):
+        errors["title"] = f"You already have an app called {title!r}."
+    values["title"] = title
+
+    framework = data.framework.strip().lower()
+    if framework not in FRAMEWORKS:
+        errors["framework"] = "Choose dash or bokeh."
+    values["framework"] = framework
+
+    description = data.description.strip()
+    if len(description) > 5000:
+        errors["description"] = "Keep the description under 5000 characters."
+    values["description"] = description
+
+    image = data.image.strip()
+    if image and (len(image) > 500 or not IMAGE_RE.match(image)):
+        errors["image"] = "Not a valid image reference (e.g. ghcr.io/you/app:1.0)."
+    values["image"] = image or None
+    command = data.command.strip()
+    if len(command) > 500:
+        errors["command"] = "Keep the command under 500 characters."
+    values["command"] = command or None
+
+    values["source"] = values["callable"] = None
+    if data.source.strip():
+        try:
+            values["source"], values["callable"] = resolve_source(settings.apps_dir, data.source)
+        except ValueError as exc:
+            errors["source"] = str(exc)
+        if framework == "bokeh" and values.get("callable"):
+            errors["source"] = "A Bokeh app is a script; give only its file, no ':callable'."
+        if framework == "dash" and "source" not in errors and not values["callable"]:
+            values["callable"] = "server"
+    elif not image:
+        errors["source"] = "Give the app's source file (or, for a cluster, its image)."
+
+    port_text = data.port.strip() or str(DEFAULT_PORTS.get(framework, 8050))
+    try:
+        port = int(port_text)
+        if not 1024 <= port <= 65535:
+            raise ValueError
+        values["port"] = port
+    except ValueError:
+        errors["port"] = "The port must be a whole number from 1024 to 65535."
+
+    cpu = parse_cpu(data.cpu)
+    if cpu is None or cpu == 0:
+        errors["cpu"] = "Write CPU like 500m or 1.5."
+    elif cpu > settings.max_cpu_millicores:
+        errors["cpu"] = f"At most {settings.max_cpu_millicores}m CPU."
+    values["cpu"] = data.cpu.strip()
+    memory = parse_memory(data.memory)
+    if memory is None or memory == 0:
+        errors["memory"] = "Write memory like 512Mi or 2Gi."
+    elif memory > settings.max_memory_mib:
+        errors["memory"] = f"At most {settings.max_memory_mib}Mi memory."
+    values["memory"] = data.memory.strip()
+
+    env, env_error = parse_env(data.env)
+    if env_error:
+        errors["env"] = env_error
+    values["env"] = env
+    values["is_public"] = bool(data.is_public)
+    if errors:
+        raise PublishError(errors)
+    return values
+
+
+def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
+    """Validate and save a new app; nothing is written when anything is wrong."""
+    values = validate(owner, data, settings)
+    app = VizApp(owner=owner, **values)
+    db.session.add(app)
+    try:
+        db.session.commit()
+    except IntegrityError:  # a simultaneous publish of the same title
+        db.session.rollback()
+        raise PublishError({"title": f"You already have an app called {values['title']!r}."}) from None
+    return app

@@ -1,0 +1,15 @@
+"""Blueprints. Views are thin: parse the request, call a service, render."""
+
+from flask import Flask
+
+
+def register_blueprints(app: Flask) -> None:
+    from .accounts import bp as accounts_bp
+    from .gallery import bp as gallery_bp
+    from .publish import bp as publish_bp
+    from .viz import bp as viz_bp
+
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(publish_bp)
+    app.register_blueprint(gallery_bp)
+    app.register_blueprint(viz_bp)

@@ -1,0 +1,66 @@
+"""The gallery, each app's page, robots.txt and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template
+from flask_login import current_user
+from sqlalchemy import or_, select, text
+
+from .. import lifecycle
+from ..extensions import db
+from ..models import User, VizApp
+
+bp = Blueprint("gallery", __name__)
+
+
+def visible_app(owner: str, title: str) -> VizApp:
+    """The app at /<owner>/<title>/, or 404 if it does not exist or the
+    visitor may not see it (private apps are for their owner and admins)."""
+    app = db.session.scalar(
+        select(VizApp).join(User).where(User.username == owner, VizApp.title == title)
+    )
+    if app is None:
+        abort(404)
+    if not app.is_public:
+        user = current_user
+        if not (user.is_authenticated and (user.is_admin or user.id == app.owner_id)):
+            abort(404)
+    return app
+
+
+@bp.get("/")
+def index():
+    query = select(VizApp).join(User).order_by(VizApp.created_at.desc(), VizApp.id.desc())
+    if current_user.is_authenticated and current_user.is_admin:
+        pass
+    elif current_user.is_authenticated:
+        query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
+    else:
+        query = query.where(VizApp.is_public.is_(True))
+    apps = db.session.scalars(query).all()
+    live = {app.id: lifecycle.live_deployment(app) for app in apps}
+    return render_template("gallery.html", apps=apps, live=live)
+
+
+@bp.get("/<owner>/<title>/")
+def app_page(owner: str, title: str):
+    app = visible_app(owner, title)
+    return render_template("app_page.html", app=app, deployment=lifecycle.latest_deployment(app))
+
+
+@bp.get("/robots.txt")
+def robots():
+    # By pattern, so the file names no app: crawlers must not start apps or
+    # keep them alive, and robots.txt must not become a list of what exists.
+    body = "User-agent: *\nDisallow: /*/*/viz/\nDisallow: /login\nDisallow: /publish\n"
+    return Response(body, mimetype="text/plain")
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:
+        db.session.rollback()
+        return {"status": "error", "database": "unreachable"}, 503
+    return {"status": "ok", "database": "ok"}

@@ -1,0 +1,126 @@
+"""The viz page and its HTMX endpoints.
+
+``GET .../viz/`` renders the page and starts nothing (crawlers and link
+previews must not spin up apps). The page itself POSTs ``.../viz/start`` once
+it loads; that records the full page load and ensures a deployment. One status
+partial answers the start, every poll and every ping: progress while starting
+(and keep polling), the iframe once running (HTTP 286 ends the poll), the
+reason and a retry button when failed, a restart button when stopped.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, make_response, render_template, request
+
+from .. import lifecycle
+from ..models import Deployment, VizApp, utcnow
+from .gallery import visible_app
+
+bp = Blueprint("viz", __name__, url_prefix="/<owner>/<title>/viz")
+
+STOP_POLLING = 286  # htmx: stop polling this element
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def status_payload(app: VizApp, dep: Deployment | None) -> dict[str, object]:
+    """The status as plain data, for JSON and for the partial."""
+    if dep is None:
+        return {"status": "none", "reason": "", "phase": "", "url": None, "created_at": None,
+                "ready_at": None, "latest_load_at": None, "latest_ping_at": None,
+                "elapsed": 0}
+    url = None
+    if dep.status == "running" and dep.backend_ref:
+        url = lifecycle.backend().url(dep.backend_ref, request.host)
+    return {
+        "status": dep.status,
+        "reason": dep.status_reason or "",
+        "stop_reason": dep.stop_reason,
+        "phase": dep.phase or "",
+        "url": url,
+        "public_name": dep.public_name,
+        "created_at": _iso(dep.created_at),
+        "ready_at": _iso(dep.ready_at),
+        "latest_load_at": _iso(dep.latest_load_at),
+        "latest_ping_at": _iso(dep.latest_ping_at),
+        "stopped_at": _iso(dep.stopped_at),
+        "elapsed": int(((dep.ready_at or dep.stopped_at or utcnow()) - dep.created_at).total_seconds()),
+    }
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and "HX-Request" not in request.headers
+
+
+def status_response(app: VizApp, dep: Deployment | None) -> Response:
+    payload = status_payload(app, dep)
+    if _wants_json():
+        response = jsonify(payload)
+    else:
+        settings = current_app.config["DORMOUSE"]
+        response = make_response(
+            render_template("partials/viz_status.html", app=app, s=payload,
+                            poll_interval=settings.status_poll_interval)
+        )
+        if payload["status"] != "starting" and request.headers.get("HX-Request"):
+            response.status_code = STOP_POLLING
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    response.vary.add("Accept")
+    return response
+
+
+def _shown_deployment(app: VizApp, public_name: str) -> Deployment | None:
+    """The deployment the page shows, when it names one; else the latest."""
+    if public_name:
+        return lifecycle.deployment_by_public_name(app, public_name)
+    return lifecycle.latest_deployment(app)
+
+
+@bp.get("/")
+def page(owner: str, title: str):
+    app = visible_app(owner, title)
+    settings = current_app.config["DORMOUSE"]
+    response = make_response(render_template(
+        "viz.html", app=app, ping_interval=settings.ping_interval,
+        poll_interval=settings.status_poll_interval,
+    ))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/start")
+def start(owner: str, title: str):
+    app = visible_app(owner, title)
+    now = utcnow()
+    dep = lifecycle.ensure_deployment(app, now=now)
+    lifecycle.record_load(dep, now=now)
+    lifecycle.refresh(dep, now=now)
+    return status_response(app, dep)
+
+
+@bp.get("/status")
+def status(owner: str, title: str):
+    app = visible_app(owner, title)
+    dep = _shown_deployment(app, request.args.get("deployment", ""))
+    if dep is not None:
+        lifecycle.refresh(dep)
+    return status_response(app, dep)
+
+
+@bp.post("/ping")
+def ping(owner: str, title: str):
+    """Record that a focused page is showing the app. The page names the
+    deployment it shows (``deployment=<public_name>``), so a page whose
+    deployment was stopped learns so even if someone else has since started a
+    new one, and offers a restart instead of pinging a dead iframe."""
+    app = visible_app(owner, title)
+    dep = _shown_deployment(app, request.form.get("deployment", ""))
+    if dep is not None and dep.is_live:
+        now = utcnow()
+        lifecycle.record_ping(dep, now=now)
+        lifecycle.refresh(dep, now=now)
+    return status_response(app, dep)

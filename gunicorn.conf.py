@@ -1,0 +1,25 @@
+"""Gunicorn settings for Dormouse, from the environment (see README)."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 60
+graceful_timeout = 20
+# Never load the app in the master: the scheduler's thread would not survive fork.
+preload_app = False
+accesslog = "-"
+
+
+def on_starting(server):
+    # Local-backend app processes watch this pid and exit when it does, so no
+    # app outlives the server even if it is killed.
+    os.environ["DORMOUSE_SUPERVISOR_PID"] = str(os.getpid())
+
+
+def post_worker_init(worker):
+    from app import scheduler
+
+    scheduler.start(worker.wsgi)

@@ -1,0 +1,66 @@
+/* The viz page: ping while the page has focus; stop when the app is gone.
+ *
+ * One interval timer, running only while the status partial shows a live
+ * deployment (starting or running). Each tick pings only if the document has
+ * focus (which includes focus inside the app's iframe) and no ping is in
+ * flight, so a hidden tab or a sleeping laptop keeps nothing alive and a slow
+ * server never sees a storm. When a ping answers that the deployment is
+ * stopped or failed, the timer stops and the status partial is swapped in,
+ * which says so plainly and offers a restart button: no reload, no loop.
+ */
+(function () {
+  "use strict";
+  var root = document.getElementById("viz");
+  if (!root) { return; }
+  var pingUrl = root.getAttribute("data-ping-url");
+  var statusUrl = root.getAttribute("data-status-url");
+  var seconds = parseFloat(root.getAttribute("data-ping-interval") || "10");
+  var interval = Math.max(1, isFinite(seconds) ? seconds : 10) * 1000;
+  var tokenMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = tokenMeta ? tokenMeta.getAttribute("content") : "";
+  var timer = null;
+  var inFlight = false;
+
+  function statusElement() { return document.getElementById("viz-status"); }
+
+  function isLive(el) {
+    var s = el && el.getAttribute("data-status");
+    return s === "starting" || s === "running";
+  }
+
+  function showStopped(deployment) {
+    stopTimer();
+    var url = statusUrl + "?deployment=" + encodeURIComponent(deployment || "");
+    window.htmx.ajax("GET", url, { target: "#viz-status", swap: "outerHTML" });
+  }
+
+  function ping() {
+    var el = statusElement();
+    if (!isLive(el)) { stopTimer(); return; }
+    if (inFlight || !document.hasFocus()) { return; }
+    var deployment = el.getAttribute("data-deployment") || "";
+    inFlight = true;
+    fetch(pingUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrf, "Accept": "application/json" },
+      body: new URLSearchParams({ deployment: deployment })
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (data) {
+      if (data && data.status !== "starting" && data.status !== "running") {
+        showStopped(deployment);
+      }
+    }).catch(function () {
+      /* The server is unreachable for now; the next tick tries again. */
+    }).then(function () { inFlight = false; });
+  }
+
+  function startTimer() { if (timer === null) { timer = window.setInterval(ping, interval); } }
+  function stopTimer() { if (timer !== null) { window.clearInterval(timer); timer = null; } }
+  function sync() { if (isLive(statusElement())) { startTimer(); } else { stopTimer(); } }
+
+  document.body.addEventListener("htmx:afterSettle", sync);
+  window.dormouseViz = { ping: ping, isPinging: function () { return timer !== null; } };
+  sync();
+}());

@@ -1,0 +1,255 @@
+"""Pages, partials and the viz endpoints, with a scripted backend."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+
+from app import lifecycle
+from app.extensions import db
+from app.models import Deployment
+from tests.conftest import login, make_app, make_user
+
+HX = {"HX-Request": "true"}
+JSON = {"Accept": "application/json"}
+
+
+def count_deployments() -> int:
+    return db.session.scalar(select(func.count(Deployment.id)))
+
+
+def test_gallery_lists_public_apps_and_hides_private(client, alice, wave):
+    make_app(alice, "secret-plot", is_public=False)
+    page = client.get("/").get_data(as_text=True)
+    assert "wave" in page and "/alice/wave/viz/" in page
+    assert "secret-plot" not in page
+    login(client)
+    assert "secret-plot" in client.get("/").get_data(as_text=True)
+
+
+def test_private_app_is_404_for_others(client, alice):
+    make_app(alice, "secret-plot", is_public=False)
+    make_user("bob")
+    for url in ("/alice/secret-plot/", "/alice/secret-plot/viz/"):
+        assert client.get(url).status_code == 404
+    login(client, "bob")
+    assert client.get("/alice/secret-plot/viz/").status_code == 404
+    assert client.post("/alice/secret-plot/viz/start").status_code == 404
+
+
+def test_app_page_and_unknown_app(client, wave):
+    page = client.get("/alice/wave/")
+    assert page.status_code == 200 and "A wave." in page.get_data(as_text=True)
+    assert client.get("/alice/nope/").status_code == 404
+    assert client.get("/nobody/wave/viz/").status_code == 404
+
+
+def test_viz_page_has_no_side_effects(client, wave, fake_backend):
+    response = client.get("/alice/wave/viz/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert count_deployments() == 0 and fake_backend.calls["create"] == 0
+    # the page itself asks to start, once it has loaded
+    assert 'hx-post="/alice/wave/viz/start"' in html and 'hx-trigger="load"' in html
+    assert "/static/vendor/htmx-2.0.11.min.js" in html and "unpkg" not in html
+    assert '"X-CSRFToken"' in html  # hx-headers carries the token
+    assert 'data-ping-interval="10.0"' in html
+    assert "noindex" in html
+
+
+def test_start_creates_one_deployment_and_records_the_load(client, wave, fake_backend):
+    first = client.post("/alice/wave/viz/start", headers=HX)
+    assert first.status_code == 200  # still starting: keep polling
+    html = first.get_data(as_text=True)
+    assert 'data-status="starting"' in html and "every 1.0s" in html
+    assert "Waiting for the app to answer" in html  # the backend's phase
+    dep = db.session.scalar(select(Deployment))
+    assert dep.status == "starting" and dep.latest_load_at is not None
+    spec = fake_backend.specs[dep.backend_ref]
+    assert spec.prefix == f"/alice/wave/{dep.public_name}/"
+    assert spec.source == "dash-wave/app.py" and spec.callable == "server"
+    # a second visitor shares it
+    second = client.post("/alice/wave/viz/start", headers=HX)
+    assert second.status_code == 200
+    assert count_deployments() == 1 and fake_backend.calls["create"] == 1
+
+
+def test_status_partial_states_and_poll_ending(client, wave, fake_backend):
+    client.post("/alice/wave/viz/start", headers=HX)
+    ref = fake_backend.only_ref()
+    lifecycle.STATUS_READ_INTERVAL = 0.0
+    try:
+        starting = client.get("/alice/wave/viz/status", headers=HX)
+        assert starting.status_code == 200
+        assert "HX-Request" in starting.headers["Vary"]
+        assert starting.headers["Cache-Control"] == "no-store"
+        fake_backend.set(ref, "running")
+        running = client.get("/alice/wave/viz/status", headers=HX)
+        assert running.status_code == 286  # ends the poll
+        html = running.get_data(as_text=True)
+        assert "<iframe" in html and "http://localhost:9999/alice/wave/" in html
+        assert "hx-trigger" not in html
+    finally:
+        lifecycle.STATUS_READ_INTERVAL = 1.0
+
+
+def test_status_json(client, wave, fake_backend):
+    assert client.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "none"
+    client.post("/alice/wave/viz/start", headers=HX)
+    fake_backend.set(fake_backend.only_ref(), "running")
+    lifecycle.STATUS_READ_INTERVAL = 0.0
+    try:
+        data = client.get("/alice/wave/viz/status", headers=JSON).get_json()
+    finally:
+        lifecycle.STATUS_READ_INTERVAL = 1.0
+    assert data["status"] == "running"
+    assert data["url"].startswith("http://localhost:9999/alice/wave/")
+    for key in ("reason", "created_at", "ready_at", "latest_load_at", "latest_ping_at"):
+        assert key in data
+    assert data["ready_at"] and data["latest_load_at"] and data["latest_ping_at"] is None
+
+
+def test_failed_start_shows_reason_and_retry(client, wave, fake_backend):
+    client.post("/alice/wave/viz/start", headers=HX)
+    fake_backend.set(fake_backend.only_ref(), "failed",
+                     reason="Traceback ...\nZeroDivisionError: division by zero")
+    lifecycle.STATUS_READ_INTERVAL = 0.0
+    try:
+        response = client.get("/alice/wave/viz/status", headers=HX)
+    finally:
+        lifecycle.STATUS_READ_INTERVAL = 1.0
+    assert response.status_code == 286
+    html = response.get_data(as_text=True)
+    assert "could not start" in html and "ZeroDivisionError: division by zero" in html
+    assert 'hx-post="/alice/wave/viz/start"' in html  # the retry button
+    dep = db.session.scalar(select(Deployment))
+    assert dep.status == "failed" and dep.stop_reason == "failed"
+    assert fake_backend.stopped == [dep.backend_ref]  # cleaned up
+    # retrying starts a fresh deployment
+    client.post("/alice/wave/viz/start", headers=HX)
+    assert count_deployments() == 2
+
+
+def test_backend_refusal_is_shown_not_an_endless_start(client, wave, fake_backend):
+    fake_backend.fail_create = "No free port between 8100 and 8100."
+    html = client.post("/alice/wave/viz/start", headers=HX).get_data(as_text=True)
+    assert 'data-status="failed"' in html and "No free port" in html
+
+
+def test_reason_text_is_escaped(client, wave, fake_backend):
+    client.post("/alice/wave/viz/start", headers=HX)
+    fake_backend.set(fake_backend.only_ref(), "failed", reason="<script>alert(1)</script>")
+    lifecycle.STATUS_READ_INTERVAL = 0.0
+    try:
+        html = client.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
+    finally:
+        lifecycle.STATUS_READ_INTERVAL = 1.0
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+
+
+def test_ping_records_and_coalesces(client, wave, fake_backend):
+    client.post("/alice/wave/viz/start", headers=HX)
+    dep = db.session.scalar(select(Deployment))
+    response = client.post("/alice/wave/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
+    assert response.status_code == 200 and response.get_json()["status"] == "starting"
+    db.session.refresh(dep)
+    first = dep.latest_ping_at
+    assert first is not None
+    client.post("/alice/wave/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
+    db.session.refresh(dep)
+    assert dep.latest_ping_at == first  # within ACTIVITY_RESOLUTION: no write
+
+
+def test_ping_after_spin_down_says_stopped_and_does_not_revive(client, wave, fake_backend):
+    client.post("/alice/wave/viz/start", headers=HX)
+    dep = db.session.scalar(select(Deployment))
+    assert lifecycle.stop(dep, reason="idle", detail="test")
+    old = dep.public_name
+    data = client.post("/alice/wave/viz/ping", data={"deployment": old}, headers=JSON).get_json()
+    assert data["status"] == "stopped" and data["stop_reason"] == "idle"
+    db.session.refresh(dep)
+    assert dep.latest_ping_at is None and dep.status == "stopped"
+    # a page still showing the old deployment learns it stopped even after
+    # another visitor started a new one
+    client.post("/alice/wave/viz/start", headers=HX)
+    data = client.post("/alice/wave/viz/ping", data={"deployment": old}, headers=JSON).get_json()
+    assert data["status"] == "stopped"
+    html = client.get(f"/alice/wave/viz/status?deployment={old}", headers=HX).get_data(as_text=True)
+    assert "is asleep" in html and "nobody had used it" in html and "Start it again" in html
+
+
+def test_posts_need_the_csrf_token(client, wave, fake_backend):
+    for url in ("/alice/wave/viz/start", "/alice/wave/viz/ping"):
+        response = client.post(url, headers=HX, csrf=False)
+        assert response.status_code == 400
+        assert "session has expired" in response.get_data(as_text=True)
+    assert count_deployments() == 0
+
+
+def test_robots_txt_disallows_viz_by_pattern(client, wave):
+    response = client.get("/robots.txt")
+    body = response.get_data(as_text=True)
+    assert response.mimetype == "text/plain"
+    assert "Disallow: /*/*/viz/" in body
+    assert "wave" not in body and "alice" not in body
+
+
+def test_healthz(client, tmp_path):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json()["database"] == "ok"
+    # a database that does not answer makes the check fail
+    from app import create_app
+    from tests.conftest import make_settings
+
+    broken = create_app(settings=make_settings(
+        tmp_path / "broken", "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"))
+    response = broken.test_client().get("/healthz")
+    assert response.status_code == 503 and response.get_json()["database"] == "unreachable"
+
+
+def test_login_logout(client, alice):
+    assert client.get("/publish").status_code == 302  # to the login page
+    bad = client.post("/login", data={"username": "alice", "password": "nope-nope"})
+    assert bad.status_code == 400 and "Wrong username or password" in bad.get_data(as_text=True)
+    ok = client.post("/login?next=/publish", data={"username": "alice", "password": "correct-horse"})
+    assert ok.status_code == 302 and ok.headers["Location"] == "/publish"
+    assert client.get("/publish").status_code == 200
+    evil = client.post("/login?next=//evil.example/x", data={"username": "alice", "password": "correct-horse"})
+    assert evil.headers["Location"] == "/"
+    assert client.post("/logout").status_code == 302
+    assert client.get("/publish").status_code == 302
+
+
+def test_publish_form_success_and_errors(client, alice):
+    login(client)
+    form = client.get("/publish").get_data(as_text=True)
+    assert "dash-wave/app.py" in form  # source suggestions from APPS_DIR
+    bad = client.post("/publish", data={
+        "title": "Bad Title!", "framework": "dash", "source": "../../etc/passwd",
+        "port": "99999", "cpu": "lots", "memory": "1TB", "env": "1X=2",
+    })
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "Nothing was saved" in html
+    for message in ("lowercase letters", "relative path inside the apps folder",
+                    "1024 to 65535", "500m or 1.5", "512Mi or 2Gi", "not a valid variable name"):
+        assert message in html, message
+    ok = client.post("/publish", data={
+        "title": "my-wave", "framework": "dash", "source": "dash-wave/app.py:server",
+        "description": "Mine", "cpu": "250m", "memory": "256Mi", "env": "A=1\nB = two",
+        "is_public": "y",
+    })
+    assert ok.status_code == 302 and ok.headers["Location"] == "/alice/my-wave/"
+    again = client.post("/publish", data={
+        "title": "my-wave", "framework": "bokeh", "source": "bokeh-sliders/main.py",
+        "cpu": "250m", "memory": "256Mi",
+    })
+    assert again.status_code == 400 and "already have an app called" in again.get_data(as_text=True)
+
+
+def test_errors_answer_in_kind(client):
+    assert client.get("/nope/nope/nope/").status_code == 404
+    assert client.get("/x/y/", headers=JSON).get_json() == {"error": "There is nothing here.", "status": 404}
+    partial = client.get("/x/y/viz/status", headers=HX).get_data(as_text=True)
+    assert 'id="viz-status"' in partial and "nothing here" in partial
+    assert json.loads(client.get("/x/y/viz/status", headers=JSON).data)["status"] == 404
