@@ -1,0 +1,100 @@
+"""The CLI commands, run through Flask's CLI runner."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app import lifecycle
+from app.auth import authenticate
+from app.extensions import db
+from app.models import User, VizApp, utcnow
+from tests.conftest import make_app, make_user
+
+
+def test_users_create_reads_password_from_stdin(runner):
+    result = runner.invoke(args=["users", "create", "carol", "--admin"], input="s3cret-pass\n")
+    assert result.exit_code == 0, result.output
+    assert "Created admin user carol" in result.output
+    user = authenticate("carol", "s3cret-pass")
+    assert user is not None and user.is_admin
+
+
+def test_users_create_rejects_bad_names_and_duplicates(runner):
+    bad = runner.invoke(args=["users", "create", "Carol!"], input="s3cret-pass\n")
+    assert bad.exit_code == 1 and "not allowed" in bad.output
+    reserved = runner.invoke(args=["users", "create", "publish"], input="s3cret-pass\n")
+    assert reserved.exit_code == 1 and "reserved" in reserved.output
+    short = runner.invoke(args=["users", "create", "carol"], input="short\n")
+    assert short.exit_code == 1 and "at least 8" in short.output
+    runner.invoke(args=["users", "create", "carol"], input="s3cret-pass\n")
+    dup = runner.invoke(args=["users", "create", "carol"], input="s3cret-pass\n")
+    assert dup.exit_code == 1 and "taken" in dup.output
+    assert db.session.scalar(select(func.count(User.id))) == 1
+
+
+def test_apps_publish(runner, alice):
+    ok = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "sliders",
+                             "--framework", "bokeh", "--source", "bokeh-sliders/main.py",
+                             "--env", "COLOR=red"])
+    assert ok.exit_code == 0, ok.output
+    assert "/alice/sliders/viz/" in ok.output
+    app = db.session.scalar(select(VizApp).where(VizApp.title == "sliders"))
+    assert app.framework == "bokeh" and app.port == 5006 and app.env == {"COLOR": "red"}
+
+    escape = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
+                                 "--framework", "dash", "--source", "/etc/passwd"])
+    assert escape.exit_code == 1 and "relative path inside the apps folder" in escape.output
+    unknown = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
+                                  "--framework", "shiny", "--source", "dash-wave/app.py"])
+    assert unknown.exit_code == 2 and "shiny" in unknown.output
+    port = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
+                               "--framework", "dash", "--source", "dash-wave/app.py", "--port", "80"])
+    assert port.exit_code == 1 and "1024 to 65535" in port.output
+    nobody = runner.invoke(args=["apps", "publish", "--owner", "nobody", "--title", "x",
+                                 "--framework", "dash", "--source", "dash-wave/app.py"])
+    assert nobody.exit_code == 1 and "No user 'nobody'" in nobody.output
+    assert db.session.scalar(select(func.count(VizApp.id))) == 1
+
+
+def test_demo_load_is_idempotent(runner):
+    first = runner.invoke(args=["demo", "load"])
+    assert first.exit_code == 0, first.output
+    assert "demo/dash-wave: published" in first.output
+    assert "demo/bokeh-sliders: published" in first.output
+    second = runner.invoke(args=["demo", "load"])
+    assert second.exit_code == 0 and second.output.count("already published") == 2
+    titles = set(db.session.scalars(select(VizApp.title)))
+    assert titles == {"dash-wave", "bokeh-sliders"}
+
+
+def test_sweep_and_deployments_list(runner, app, fake_backend, alice):
+    old = utcnow() - timedelta(seconds=4000)
+    dep = lifecycle.ensure_deployment(make_app(alice, "wave"), now=old)
+    fake_backend.set(dep.backend_ref, "running")
+    lifecycle.refresh(dep, now=old, force=True)
+    listing = runner.invoke(args=["deployments", "list"])
+    assert listing.exit_code == 0
+    assert "alice/wave" in listing.output and "running" in listing.output and "66m" in listing.output
+    result = runner.invoke(args=["sweep"])
+    assert result.exit_code == 0, result.output
+    assert f"stopped alice/wave ({dep.public_name}): idle" in result.output
+    assert runner.invoke(args=["deployments", "list"]).output.strip() == "No live deployments."
+    assert "stopped" in runner.invoke(args=["deployments", "list", "--all"]).output
+    assert runner.invoke(args=["sweep"]).output.strip() == "Nothing to stop."
+
+
+def test_sweep_refuses_while_the_lease_is_held(runner, app, fake_backend):
+    from app.scheduler import SWEEP_LEASE, acquire_lease
+
+    assert acquire_lease(SWEEP_LEASE, "someone-else", ttl=60)
+    result = runner.invoke(args=["sweep"])
+    assert result.exit_code == 1 and "lease is held" in result.output
+
+
+def test_reconcile_command(runner, app, fake_backend):
+    fake_backend.extra = {"bob-ghost-default-abc": "fake:ghost"}
+    result = runner.invoke(args=["reconcile"])
+    assert result.exit_code == 0 and "stopped orphan fake:ghost" in result.output
+    assert runner.invoke(args=["reconcile"]).output.strip() == "Everything agrees."

@@ -1,0 +1,62 @@
+"""Settings parsing from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import ConfigError, Settings, normalise_database_url
+
+
+def env(tmp_path, **values):
+    return {"INSTANCE_PATH": str(tmp_path / "inst"), **values}
+
+
+def test_defaults_work_on_a_laptop(tmp_path):
+    s = Settings.from_env(env(tmp_path))
+    assert s.backend == "local" and s.scheduler_enabled
+    assert s.idle_load_timeout == 1800 and s.idle_ping_timeout == 1800
+    assert s.ping_interval == 10 and s.sweep_interval == 60
+    assert s.database_url == f"sqlite:///{tmp_path / 'inst' / 'dormouse.db'}"
+    assert s.apps_dir.name == "examples" and s.apps_dir.is_dir()
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    first = Settings.from_env(env(tmp_path)).secret_key
+    assert len(first) > 40
+    assert Settings.from_env(env(tmp_path)).secret_key == first
+    assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
+        Settings.from_env(env(tmp_path, DORMOUSE_ENV="production"))
+    s = Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50))
+    assert s.to_flask()["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("IDLE_LOAD_TIMEOUT", "soon", "number of seconds"),
+    ("IDLE_PING_TIMEOUT", "0", "at least 1"),
+    ("SCHEDULER_ENABLED", "maybe", "1/0"),
+    ("PORT", "eighty", "whole number"),
+    ("BACKEND", "nomad", "BACKEND must be"),
+    ("LOCAL_PORT_MAX", "1500", "LOCAL_PORT_MAX"),
+    ("DORMOUSE_ENV", "staging", "DORMOUSE_ENV"),
+])
+def test_bad_values_fail_clearly(tmp_path, name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env(tmp_path, **{name: value}))
+
+
+def test_typed_values(tmp_path):
+    s = Settings.from_env(env(tmp_path, IDLE_LOAD_TIMEOUT="90", IDLE_PING_TIMEOUT="30.5",
+                              SCHEDULER_ENABLED="off", SWEEP_INTERVAL="5", PORT="9000"))
+    assert (s.idle_load_timeout, s.idle_ping_timeout) == (90, 30.5)
+    assert s.scheduler_enabled is False and s.sweep_interval == 5 and s.port == 9000
+
+
+def test_database_urls_are_normalised():
+    assert normalise_database_url("postgres://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert normalise_database_url("postgresql://h/db") == "postgresql+psycopg://h/db"
+    assert normalise_database_url("sqlite:////x.db") == "sqlite:////x.db"

@@ -1,0 +1,79 @@
+"""What a valid app and a valid name are: the rules behind the form and CLI."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import VizApp
+from app.publishing import AppInput, PublishError, parse_cpu, parse_memory, publish, resolve_source
+from app.slugs import is_slug, slug_error
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("a", True), ("abc-123", True), ("x" * 40, True), ("9lives", True),
+    ("", False), ("x" * 41, False), ("-abc", False), ("abc-", False), ("ABC", False),
+    ("a_b", False), ("a b", False), ("a`b", False), ("a(b)", False), ("é", False), ("a.b", False),
+])
+def test_slug_grammar(value, ok):
+    assert is_slug(value) is ok
+    assert (slug_error(value, "title") is None) is ok
+
+
+def test_reserved_names():
+    assert "reserved" in slug_error("static", "username")
+    assert "reserved" in slug_error("viz", "title")
+    assert slug_error("static", "title") is None
+
+
+@pytest.mark.parametrize("text, millicores", [("500m", 500), ("1", 1000), ("1.5", 1500),
+                                              ("0.25", 250), ("2.125", 2125), ("x", None),
+                                              ("-1", None), ("1.5m", None)])
+def test_parse_cpu(text, millicores):
+    assert parse_cpu(text) == millicores
+
+
+@pytest.mark.parametrize("text, mib", [("512Mi", 512), ("2Gi", 2048), ("1G", None), ("Mi", None)])
+def test_parse_memory(text, mib):
+    assert parse_memory(text) == mib
+
+
+def test_source_must_stay_inside_the_apps_folder(tmp_path):
+    apps = tmp_path / "apps"
+    (apps / "ok").mkdir(parents=True)
+    (apps / "ok" / "app.py").write_text("x = 1\n")
+    (tmp_path / "outside.py").write_text("x = 1\n")
+    os.symlink(tmp_path / "outside.py", apps / "sneaky.py")
+    assert resolve_source(apps, "ok/app.py:server") == ("ok/app.py", "server")
+    for bad, message in [("../outside.py", "relative path"), (str(tmp_path / "outside.py"), "relative path"),
+                         ("sneaky.py", "stay inside"), ("ok/missing.py", "No Python file"),
+                         ("ok/app.py:not valid", "not a Python name"), ("", "Give the app")]:
+        with pytest.raises(ValueError, match=message):
+            resolve_source(apps, bad)
+
+
+def test_every_problem_is_reported_and_nothing_is_saved(app, alice):
+    settings = app.config["DORMOUSE"]
+    data = AppInput(title="Nope!", framework="shiny", source="missing.py", image="Bad Image",
+                    port="22", cpu="9", memory="99Gi", env="PATH")
+    with pytest.raises(PublishError) as info:
+        publish(alice, data, settings)
+    assert set(info.value.errors) == {"title", "framework", "source", "image", "port", "cpu",
+                                      "memory", "env"}
+    assert db.session.scalar(select(func.count(VizApp.id))) == 0
+
+
+def test_defaults_and_cluster_only_apps(app, alice):
+    settings = app.config["DORMOUSE"]
+    dash = publish(alice, AppInput(title="d", framework="dash", source="dash-wave/app.py"), settings)
+    assert dash.callable == "server" and dash.port == 8050
+    bokeh = publish(alice, AppInput(title="b", framework="bokeh", source="bokeh-sliders/main.py"), settings)
+    assert bokeh.callable is None and bokeh.port == 5006
+    image_only = publish(alice, AppInput(title="c", framework="dash",
+                                         image="ghcr.io/me/app:1.0"), settings)
+    assert image_only.source is None and image_only.image == "ghcr.io/me/app:1.0"
+    with pytest.raises(PublishError, match="no ':callable'"):
+        publish(alice, AppInput(title="e", framework="bokeh", source="bokeh-sliders/main.py:x"), settings)

@@ -1,0 +1,82 @@
+"""The scheduler: job settings, the lease, starting rules, error logging."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from app import lifecycle, scheduler
+from app.extensions import db
+from app.models import utcnow
+from tests.conftest import build_app, make_app, make_settings
+
+
+def test_job_is_configured_for_one_run_at_a_time(app):
+    job = app.extensions[scheduler.EXTENSION_KEY].get_job(scheduler.SWEEP_JOB_ID)
+    assert job is not None
+    assert job.max_instances == 1 and job.coalesce is True
+    assert job.trigger.interval == timedelta(seconds=60)
+
+
+def test_not_started_when_disabled(app):
+    assert app.config["DORMOUSE"].scheduler_enabled is False
+    assert scheduler.start(app) is False
+    assert not app.extensions[scheduler.EXTENSION_KEY].running
+
+
+def test_started_when_enabled_and_not_in_reloader_parent(tmp_path, monkeypatch):
+    enabled = build_app(make_settings(tmp_path, SCHEDULER_ENABLED="1", SWEEP_INTERVAL="3600"))
+    enabled.debug = True
+    monkeypatch.setenv("FLASK_RUN_FROM_CLI", "true")
+    monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
+    assert scheduler.start(enabled) is False  # the reloader's parent
+    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")
+    try:
+        assert scheduler.start(enabled) is True
+        assert enabled.extensions[scheduler.EXTENSION_KEY].running
+        assert scheduler.start(enabled) is True  # idempotent
+    finally:
+        scheduler.shutdown(enabled)
+
+
+def test_lease_excludes_other_holders_until_it_expires(app):
+    now = utcnow()
+    assert scheduler.acquire_lease("sweep", "worker-a", ttl=60, now=now)
+    assert not scheduler.acquire_lease("sweep", "worker-b", ttl=60, now=now)
+    assert scheduler.acquire_lease("sweep", "worker-a", ttl=60, now=now)  # renew
+    assert scheduler.acquire_lease("sweep", "worker-b", ttl=60, now=now + timedelta(seconds=61))
+    scheduler.release_lease("sweep", "worker-b")
+    assert scheduler.acquire_lease("sweep", "worker-c", ttl=60)
+
+
+def test_run_sweep_skips_while_another_worker_sweeps(app, fake_backend, alice):
+    dep = lifecycle.ensure_deployment(make_app(alice, "wave"), now=utcnow() - timedelta(hours=2))
+    assert scheduler.acquire_lease(scheduler.SWEEP_LEASE, "other-worker", ttl=60)
+    assert scheduler.run_sweep(app).ran is False
+    assert dep.status == "starting"
+    scheduler.release_lease(scheduler.SWEEP_LEASE, "other-worker")
+    report = scheduler.run_sweep(app)
+    assert report.ran and len(report.failed) == 1
+    db.session.refresh(dep)
+    assert dep.status == "failed"  # it never became ready
+
+
+def test_job_errors_are_logged(app, caplog, fake_backend):
+    sched = app.extensions[scheduler.EXTENSION_KEY]
+    fake_backend.list = lambda: (_ for _ in ()).throw(RuntimeError("boom"))  # type: ignore
+    import threading
+
+    done = threading.Event()
+    sched.add_listener(lambda event: done.set(), scheduler.EVENT_JOB_ERROR)
+
+    def failing(app_):
+        raise RuntimeError("sweep exploded")
+
+    sched.add_job(failing, args=[app], id="failing", next_run_time=utcnow())
+    with caplog.at_level(logging.ERROR, logger="app.scheduler"):
+        sched.start()
+        try:
+            assert done.wait(10)
+        finally:
+            sched.shutdown(wait=True)
+    assert any("scheduled job failing raised" in r.getMessage() for r in caplog.records)
