@@ -119,6 +119,7 @@ class Settings:
     local_scheme: str
     max_cpu_millicores: int
     max_memory_mib: int
+    secure_cookies: bool
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -169,6 +170,7 @@ class Settings:
             local_scheme=scheme,
             max_cpu_millicores=env_int(env, "MAX_CPU_MILLICORES", 4000, minimum=1),
             max_memory_mib=env_int(env, "MAX_MEMORY_MIB", 8192, minimum=1),
+            secure_cookies=env_bool(env, "SESSION_COOKIE_SECURE", env_name == "production"),
         )
 
     def to_flask(self) -> dict[str, object]:
@@ -180,8 +182,8 @@ class Settings:
             "TESTING": self.env_name == "testing",
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
-            "SESSION_COOKIE_SECURE": self.env_name == "production",
-            "REMEMBER_COOKIE_SECURE": self.env_name == "production",
+            "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "REMEMBER_COOKIE_SECURE": self.secure_cookies,
             "WTF_CSRF_TIME_LIMIT": None,  # a viz tab may stay open for hours
         }
 

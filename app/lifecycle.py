@@ -300,11 +300,11 @@ class SweepReport:
 
 
 def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
-    """One pass over every live deployment: fail those that never started, stop
-    the idle ones, then reconcile with the backend."""
+    """One pass: reconcile with the backend (so a lost app is reported as gone,
+    not idle), then fail deployments that never started and stop idle ones."""
     now = now or utcnow()
     lim = lim or limits()
-    report = SweepReport()
+    report = reconcile(now=now)
     ids = db.session.scalars(
         select(Deployment.id).where(Deployment.status.in_(LIVE_STATUSES)).order_by(Deployment.id)
     ).all()
@@ -333,7 +333,6 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
             report.errors += 1
             db.session.rollback()
             log.exception("sweep: deployment id %s failed; going on", dep_id)
-    reconcile(now=now, report=report)
     return report
 
 

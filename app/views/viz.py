@@ -10,9 +10,11 @@ reason and a retry button when failed, a restart button when stopped.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, make_response, render_template, request
+from flask import (Blueprint, Response, abort, current_app, jsonify, make_response,
+                   render_template, request)
 
 from .. import lifecycle
+from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
 from .gallery import visible_app
 
@@ -33,7 +35,10 @@ def status_payload(app: VizApp, dep: Deployment | None) -> dict[str, object]:
                 "elapsed": 0}
     url = None
     if dep.status == "running" and dep.backend_ref:
-        url = lifecycle.backend().url(dep.backend_ref, request.host)
+        try:
+            url = lifecycle.backend().url(dep.backend_ref, request.host)
+        except BackendError:  # a Host header that cannot be a host name
+            abort(400)
     return {
         "status": dep.status,
         "reason": dep.status_reason or "",

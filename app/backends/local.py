@@ -1,0 +1,482 @@
+"""Local process backend: runs each deployment as a process group on this host.
+
+Every deployment is a small process tree in its own process group::
+
+    local_watchdog.py  (group leader; its pid is the group id)
+      `- gunicorn --bind HOST:PORT ... module:callable   (Dash)
+         `- gunicorn worker
+      or
+      `- bokeh serve <app> --prefix PREFIX --port PORT ... (Bokeh)
+
+The watchdog (:mod:`local_watchdog`, run by file path) kills the group when
+the Dormouse server (``watch_pid``) disappears, and records the app's exit
+code in ``run_dir/<deployment_name>.exit`` when the app dies by itself. The
+app's output goes to ``run_dir/<deployment_name>.log``; the ref is also kept in
+``run_dir/<deployment_name>.json`` so :meth:`LocalBackend.list` finds groups
+started by an earlier Dormouse process.
+
+URLs. Both frameworks serve under ``spec.prefix`` (``/owner/title/name/``):
+
+* Dash: gunicorn serves ``module:callable`` with ``DASH_ROUTES_PATHNAME_PREFIX``
+  and ``DASH_REQUESTS_PATHNAME_PREFIX`` set to the prefix, so the app lives
+  at exactly ``prefix``. gunicorn only accepts a module-level *name* (or a
+  call ``name(literals)``) after the colon - ``app:app.server`` is refused - so
+  ``spec.callable`` must be a plain identifier (default ``server``).
+* Bokeh: ``bokeh serve --prefix PREFIX`` serves the app at ``PREFIX + name``,
+  where ``name`` is the directory name of a directory app or the file stem of
+  a script; the bare prefix only redirects there. A source directory, or a
+  file called ``main.py`` (not at the top of ``apps_dir``), is served as a
+  directory-format app: ``bokeh-sliders/main.py`` ->
+  ``/owner/title/name/bokeh-sliders``. Any other ``x.py`` -> ``PREFIX + "x"``.
+
+The ref is a short JSON object: ``{"v", "name", "fw", "pid", "start", "port",
+"path"}`` - the watchdog's pid (= the process group id), its start time in
+clock ticks from ``/proc/<pid>/stat`` (guards against pid reuse), the port and
+the app's URL path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from app.backends.base import AppSpec, BackendError, BackendStatus
+from app.backends.local_watchdog import group_members, proc_stat
+
+log = logging.getLogger(__name__)
+
+WATCHDOG = Path(__file__).resolve().with_name("local_watchdog.py")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+APP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+PREFIX_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/)*$")
+HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
+ENV_KEEP = {
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "VIRTUAL_ENV", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+    "http_proxy", "https_proxy", "no_proxy",
+}  # fmt: skip
+LOG_TAIL_LINES = 15
+LOG_TAIL_CHARS = 1500
+BOKEH_ERROR = "Error running application handler"
+PORT_HOLD = 60.0  # seconds a handed-out port is not offered again in-process
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to the same host:port (the probe is no open fetcher)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_PROBE = urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameOriginRedirects())
+
+
+def _env_pid(var: str) -> int | None:
+    value = os.environ.get(var, "")
+    return int(value) if value.isdigit() and int(value) > 1 else None
+
+
+def group_alive(pgid: int) -> bool:
+    """True if any live (non-zombie) process is in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return bool(group_members(pgid))  # killpg also counts zombies
+
+
+def split_host(request_host: str) -> str:
+    """The host part of a Host header value, IPv6 literals kept in brackets."""
+    host = request_host.strip()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end > 0 else host
+    if host.count(":") > 1:  # bare IPv6 literal, no port
+        return f"[{host}]"
+    return host.split(":", 1)[0]
+
+
+class LocalBackend:
+    """Run Dash and Bokeh apps from ``apps_dir`` as local process groups."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        apps_dir: Path,
+        run_dir: Path,
+        bind_host: str = "127.0.0.1",
+        public_host: str = "",
+        port_min: int = 8100,
+        port_max: int = 8299,
+        scheme: str = "http",
+        watch_pid: int | None = None,
+        stop_grace: float = 5.0,
+        python: str = sys.executable,
+    ) -> None:
+        if not 0 < port_min <= port_max < 65536:
+            raise ValueError(f"bad port range {port_min}-{port_max}")
+        self.apps_dir = Path(apps_dir).resolve()
+        self.run_dir = Path(run_dir)
+        self.bind_host = bind_host
+        self.public_host = public_host
+        self.port_min, self.port_max = port_min, port_max
+        self.scheme = scheme
+        self.watch_pid = watch_pid
+        self.stop_grace = stop_grace
+        self.python = python
+        self._lock = threading.Lock()
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._held_ports: dict[int, float] = {}
+
+    # ------------------------------------------------------------------ create
+    def create(self, spec: AppSpec) -> str:
+        """Start ``spec`` under a watchdog; return the ref. Does not wait."""
+        if not NAME_RE.match(spec.deployment_name):
+            raise BackendError(f"Invalid deployment name {spec.deployment_name!r}.")
+        if not PREFIX_RE.match(spec.prefix):
+            raise BackendError(f"Invalid URL prefix {spec.prefix!r}.")
+        target = self._resolve_source(spec.source)
+        name = spec.deployment_name
+        self._reap()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = self.run_dir / f"{name}.json"
+        if record.exists() and self._group_of(self._read_ref(record)):
+            raise BackendError(f"Deployment {name} is already running.")
+
+        port = self._pick_port()
+        if spec.framework == "dash":
+            cmd, cwd, app_path = self._dash_command(spec, target, port)
+        elif spec.framework == "bokeh":
+            cmd, cwd, app_path = self._bokeh_command(spec, target, port)
+        else:
+            raise BackendError(f"Unknown framework {spec.framework!r}.")
+        env = self._child_env(spec)
+
+        exit_file = self.run_dir / f"{name}.exit"
+        exit_file.unlink(missing_ok=True)
+        log_file = self.run_dir / f"{name}.log"
+        if log_file.exists():
+            log_file.replace(log_file.with_suffix(".log.1"))
+        watch = self.watch_pid or _env_pid("DORMOUSE_SUPERVISOR_PID") or os.getpid()
+        argv = [
+            self.python, "-I", str(WATCHDOG), "--watch-pid", str(watch),
+            "--exit-file", str(exit_file), "--grace", str(self.stop_grace), "--", *cmd,
+        ]  # fmt: skip
+        try:
+            with open(log_file, "wb") as out:
+                proc = subprocess.Popen(
+                    argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"Could not start the app: {exc}") from exc
+        st = proc_stat(proc.pid)
+        ref = json.dumps(
+            {"v": 1, "name": name, "fw": spec.framework, "pid": proc.pid,
+             "start": st[2] if st else 0, "port": port, "path": app_path},
+            separators=(",", ":"),
+        )  # fmt: skip
+        with self._lock:
+            self._children[proc.pid] = proc
+        tmp = record.with_suffix(".json.tmp")
+        tmp.write_text(ref, encoding="utf-8")
+        tmp.replace(record)
+        log.info("started %s (%s) pid %d on port %d: %s", name, spec.framework, proc.pid, port, cmd)
+        return ref
+
+    def _resolve_source(self, source: str | None) -> Path:
+        if not source or "\0" in source:
+            raise BackendError("The app has no source path.")
+        if os.path.isabs(source):
+            raise BackendError(f"Source path {source!r} must be relative to the apps directory.")
+        try:
+            target = (self.apps_dir / source).resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise BackendError(f"Source {source!r} does not exist in the apps directory.") from None
+        if self.apps_dir not in target.parents:
+            raise BackendError(f"Source {source!r} is outside the apps directory.")
+        return target
+
+    def _dash_command(self, spec: AppSpec, target: Path, port: int) -> tuple[list[str], Path, str]:
+        if not target.is_file() or target.suffix != ".py":
+            raise BackendError(f"A Dash source must be a .py file, not {spec.source!r}.")
+        module = target.stem
+        if not module.isidentifier():
+            raise BackendError(f"{target.name!r} cannot be imported as a Python module.")
+        attr = spec.callable or "server"
+        if not attr.isidentifier():
+            raise BackendError(
+                f"The WSGI callable must be a module-level name such as 'server', not {attr!r}."
+            )
+        grace = str(max(1, math.ceil(self.stop_grace)))
+        cmd = [
+            self.python, "-m", "gunicorn", "--bind", f"{self._bind_literal()}:{port}",
+            "--workers", "1", "--threads", "4", "--chdir", str(target.parent),
+            "--graceful-timeout", grace, "--no-control-socket", f"{module}:{attr}",
+        ]  # fmt: skip
+        return cmd, target.parent, spec.prefix
+
+    def _bokeh_command(self, spec: AppSpec, target: Path, port: int) -> tuple[list[str], Path, str]:
+        if target.is_dir():
+            if not (target / "main.py").is_file():
+                raise BackendError(f"Bokeh app directory {spec.source!r} has no main.py.")
+            app_name, cwd = target.name, target
+        elif target.name == "main.py" and target.parent != self.apps_dir:
+            target = target.parent  # directory-format app: serve its directory
+            app_name, cwd = target.name, target
+        elif target.suffix == ".py":
+            app_name, cwd = target.stem, target.parent
+        else:
+            raise BackendError(f"A Bokeh source must be a directory or a .py file, not {spec.source!r}.")
+        if not APP_NAME_RE.match(app_name):
+            raise BackendError(f"Bokeh app name {app_name!r} cannot be used in a URL.")
+        hosts = ["127.0.0.1", "localhost"]
+        if self.public_host:
+            hosts.append(split_host(self.public_host))
+        elif self.bind_host in ("", "0.0.0.0", "::"):
+            log.warning("no public host set: browsers reaching %s by another name than "
+                        "localhost will be refused its websocket", spec.deployment_name)
+        if self.bind_host not in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
+            hosts.append(split_host(self.bind_host))
+        cmd = [
+            self.python, "-m", "bokeh", "serve", str(target), "--address", self.bind_host,
+            "--port", str(port), "--prefix", spec.prefix, "--num-procs", "1",
+        ]  # fmt: skip
+        for host in dict.fromkeys(hosts):
+            cmd += ["--allow-websocket-origin", f"{host}:{port}"]
+        return cmd, cwd, spec.prefix + app_name
+
+    def _child_env(self, spec: AppSpec) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
+        env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        env.update(spec.env)
+        if spec.framework == "dash":
+            env["DASH_ROUTES_PATHNAME_PREFIX"] = spec.prefix
+            env["DASH_REQUESTS_PATHNAME_PREFIX"] = spec.prefix
+            env.pop("DASH_URL_BASE_PATHNAME", None)
+        return env
+
+    def _bind_literal(self) -> str:
+        return f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
+
+    def _pick_port(self) -> int:
+        """A port in [port_min, port_max] that binds now and was not handed out lately."""
+        now = time.monotonic()
+        with self._lock:
+            self._held_ports = {p: t for p, t in self._held_ports.items() if now - t < PORT_HOLD}
+            taken = set(self._held_ports)
+        for record in self.run_dir.glob("*.json"):
+            ref = self._read_ref(record)
+            if ref:
+                taken.add(int(ref.get("port", 0)))
+        span = self.port_max - self.port_min + 1
+        first = random.randrange(span)
+        family = socket.AF_INET6 if ":" in self.bind_host else socket.AF_INET
+        for i in range(span):
+            port = self.port_min + (first + i) % span
+            if port in taken:
+                continue
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((self.bind_host, port))
+                except OSError:
+                    continue
+            with self._lock:
+                self._held_ports[port] = now
+            return port
+        raise BackendError(f"No free port between {self.port_min} and {self.port_max}.")
+
+    # ------------------------------------------------------------------ status
+    def status(self, ref: str) -> BackendStatus:
+        """``failed`` (exit recorded), ``gone``, ``running`` (HTTP 200) or ``starting``."""
+        r = self._parse(ref)
+        if r is None:
+            return BackendStatus("gone", reason="Unreadable deployment reference.")
+        self._reap()
+        alive = self._leader_alive(r)
+        code = self._exit_code(r)  # read after the liveness check: no race
+        if code is not None:
+            what = f"exit code {code}" if code >= 0 else f"signal {-code}"
+            return BackendStatus(
+                "failed", reason=f"The app stopped ({what}). End of its log:\n{self._log_tail(r)}"
+            )
+        if not alive:
+            return BackendStatus("gone", reason="The app's process is not running.")
+        server = "Dash" if r["fw"] == "dash" else "Bokeh"
+        check_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
+            self.bind_host, self._bind_literal()
+        )
+        try:
+            with _PROBE.open(f"http://{check_host}:{r['port']}{r['path']}", timeout=1.0) as resp:
+                http_code = resp.status
+        except urllib.error.HTTPError as exc:
+            http_code = exc.code
+        except (OSError, ValueError) as exc:
+            if isinstance(getattr(exc, "reason", exc), ConnectionRefusedError):
+                return BackendStatus("starting", phase=f"Starting the {server} server")
+            return BackendStatus("starting", phase="Waiting for the app to answer")
+        if http_code == 200:
+            if r["fw"] == "bokeh":
+                # bokeh serve answers 200 with an empty page when main.py raises
+                # and only logs the error; the probe above ran main.py once.
+                error = self._log_tail(r, BOKEH_ERROR)
+                if error:
+                    return BackendStatus("failed", reason=f"The app raised an error:\n{error}")
+            return BackendStatus("running")
+        if http_code == 500:
+            return BackendStatus(
+                "failed", reason=f"The app answered HTTP 500. End of its log:\n{self._log_tail(r)}"
+            )
+        return BackendStatus("starting", phase=f"Waiting for the app to answer (HTTP {http_code})")
+
+    def _exit_code(self, r: dict[str, Any]) -> int | None:
+        try:
+            data = json.loads((self.run_dir / f"{r['name']}.exit").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return int(data["code"]) if data.get("pid") == r["pid"] else None
+
+    def _log_tail(self, r: dict[str, Any], since: str = "") -> str:
+        """The last lines of the app's log (watchdog lines left out), capped.
+
+        With ``since``, only from the last line containing it ("" if none)."""
+        try:
+            with open(self.run_dir / f"{r['name']}.log", "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [ln for ln in text.splitlines() if not ln.startswith("dormouse watchdog:")]
+        if since:
+            starts = [i for i, ln in enumerate(lines) if since in ln]
+            if not starts:
+                return ""
+            lines = lines[starts[-1] : starts[-1] + LOG_TAIL_LINES]
+            return "\n".join(lines)[:LOG_TAIL_CHARS]
+        tail = "\n".join(lines[-LOG_TAIL_LINES:])
+        return tail[-LOG_TAIL_CHARS:]
+
+    # -------------------------------------------------------------------- stop
+    def stop(self, ref: str) -> None:
+        """TERM the group, wait ``stop_grace`` s, KILL; forget the records.
+
+        The log is kept (the previous run's log is rotated to ``.log.1`` by the
+        next :meth:`create` of the same deployment)."""
+        r = self._parse(ref)
+        if r is None:
+            log.warning("stop: ignoring unreadable ref %r", ref)
+            return
+        self._reap()
+        pgid = r["pid"]
+        if self._group_of(r):
+            log.info("stopping %s (process group %d)", r["name"], pgid)
+            if not self._signal_and_wait(pgid, signal.SIGTERM, self.stop_grace + 1.0):
+                log.warning("%s did not stop in %.0fs; killing it", r["name"], self.stop_grace)
+                if not self._signal_and_wait(pgid, signal.SIGKILL, 5.0):
+                    raise BackendError(f"Could not stop process group {pgid}.")
+        for suffix in (".json", ".exit"):
+            path = self.run_dir / f"{r['name']}{suffix}"
+            if suffix == ".exit" or self._read_ref(path).get("pid") == pgid:
+                path.unlink(missing_ok=True)
+
+    def _signal_and_wait(self, pgid: int, sig: int, timeout: float) -> bool:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            self._reap()
+            if not group_alive(pgid):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    # -------------------------------------------------------------------- list
+    def list(self) -> dict[str, str]:
+        """``{deployment_name: ref}`` of live groups recorded in ``run_dir``;
+        records of dead ones are dropped."""
+        self._reap()
+        refs: dict[str, str] = {}
+        for record in sorted(self.run_dir.glob("*.json")):
+            r = self._read_ref(record)
+            if r and self._group_of(r):
+                refs[r["name"]] = record.read_text(encoding="utf-8")
+            else:
+                record.unlink(missing_ok=True)
+        return refs
+
+    # --------------------------------------------------------------------- url
+    def url(self, ref: str, request_host: str) -> str:
+        """``scheme://host:port/app/path`` for the visitor's iframe."""
+        r = self._parse(ref)
+        if r is None:
+            raise BackendError("Unreadable deployment reference.")
+        host = split_host(self.public_host or request_host) or "localhost"
+        if not HOST_RE.match(host):
+            raise BackendError(f"Invalid host {host!r}.")
+        return f"{self.scheme}://{host}:{r['port']}{r['path']}"
+
+    # ----------------------------------------------------------------- helpers
+    def _parse(self, ref: str) -> dict[str, Any] | None:
+        try:
+            r = json.loads(ref)
+            ok = (
+                NAME_RE.match(r["name"]) and isinstance(r["pid"], int) and r["pid"] > 1
+                and isinstance(r["port"], int) and str(r["path"]).startswith("/")
+            )  # fmt: skip
+        except (ValueError, TypeError, KeyError):
+            return None
+        return r if ok else None
+
+    def _read_ref(self, record: Path) -> dict[str, Any]:
+        try:
+            return self._parse(record.read_text(encoding="utf-8")) or {}
+        except OSError:
+            return {}
+
+    def _leader_alive(self, r: dict[str, Any]) -> bool:
+        st = proc_stat(r["pid"])
+        return st is not None and st[0] not in ("Z", "X") and st[2] == r["start"]
+
+    def _group_of(self, r: dict[str, Any]) -> bool:
+        """True if the group of ``r`` still has live processes (and is ours)."""
+        if not r:
+            return False
+        if self._leader_alive(r):
+            return True
+        st = proc_stat(r["pid"])
+        if st is not None and st[2] != r["start"]:
+            return False  # pid reused: while our group existed it could not be
+        return group_alive(r["pid"])
+
+    def _reap(self) -> None:
+        """Collect exit statuses of watchdogs this process started (no zombies)."""
+        with self._lock:
+            for pid, proc in list(self._children.items()):
+                if proc.poll() is not None:
+                    del self._children[pid]

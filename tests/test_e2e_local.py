@@ -1,0 +1,124 @@
+"""End to end with the real local backend: both demo apps, real processes.
+
+visit -> running -> the iframe URL serves the app (a Dash callback through the
+prefix; Bokeh's autoload script and a websocket handshake under the prefix) ->
+ping -> sweep with tiny timeouts -> process gone, row stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import lifecycle
+from app.backends.local import group_alive
+from app.extensions import db
+from app.idle import IdleLimits
+from app.models import Deployment, utcnow
+from tests.appchecks import check_bokeh_app, check_dash_callback
+from tests.conftest import build_app, make_app, make_settings, make_user
+
+pytestmark = pytest.mark.timeout(240)
+HX = {"HX-Request": "true"}
+JSON = {"Accept": "application/json"}
+DEADLINE = 90.0
+
+
+@pytest.fixture
+def real_app(tmp_path: Path):
+    app = build_app(make_settings(tmp_path, START_TIMEOUT="120"))
+    app.test_client_class = __import__("tests.conftest", fromlist=["CSRFClient"]).CSRFClient
+    with app.app_context():
+        yield app
+        backend = lifecycle.backend()
+        for ref in backend.list().values():  # never leave a process behind
+            backend.stop(ref)
+        db.session.remove()
+        db.engine.dispose()
+
+
+def wait_running(client, base: str) -> dict:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        data = client.get(f"{base}/viz/status", headers=JSON).get_json()
+        if data["status"] != "starting":
+            return data
+        time.sleep(0.5)
+    raise AssertionError(f"{base} still starting after {DEADLINE}s: {data}")
+
+
+@pytest.mark.parametrize("framework, title", [("dash", "wave"), ("bokeh", "sliders")])
+def test_whole_lifecycle(real_app, framework, title):
+    client = real_app.test_client()
+    owner = make_user("alice")
+    make_app(owner, title, framework=framework)
+    base = f"/alice/{title}"
+
+    page = client.get(f"{base}/viz/")
+    assert page.status_code == 200 and not lifecycle.backend().list()  # no side effects
+
+    started = client.post(f"{base}/viz/start", headers=HX)
+    assert started.status_code == 200 and 'data-status="starting"' in started.get_data(as_text=True)
+    data = wait_running(client, base)
+    assert data["status"] == "running", data
+    url = data["url"]
+    dep = db.session.scalar(db.select(Deployment))
+    assert url.startswith(f"http://localhost:") and dep.prefix in url
+
+    # the partial carries the iframe and ends the poll
+    partial = client.get(f"{base}/viz/status", headers=HX)
+    assert partial.status_code == 286 and f'src="{url}"' in partial.get_data(as_text=True)
+
+    # the app really works through the prefix
+    if framework == "dash":
+        check_dash_callback(url)
+    else:
+        port = url.split(":")[2].split("/")[0]
+        check_bokeh_app(url, origin=f"http://localhost:{port}")
+
+    # a second visitor shares it
+    assert client.post(f"{base}/viz/start", headers=JSON).get_json()["url"] == url
+    assert db.session.scalar(db.select(db.func.count(Deployment.id))) == 1
+
+    pinged = client.post(f"{base}/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
+    assert pinged.get_json()["latest_ping_at"] is not None
+
+    pgid = json.loads(dep.backend_ref)["pid"]
+    assert group_alive(pgid)
+    report = lifecycle.sweep(now=utcnow() + timedelta(seconds=5),
+                             lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=120))
+    assert [d.id for d, _ in report.stopped] == [dep.id]
+    db.session.refresh(dep)
+    assert dep.status == "stopped" and dep.stop_reason == "idle"
+    assert not group_alive(pgid)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=3)
+    stopped = client.post(f"{base}/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
+    assert stopped.get_json()["status"] == "stopped"
+
+
+def test_a_crashing_app_shows_its_error(tmp_path):
+    apps = tmp_path / "apps"
+    (apps / "broken").mkdir(parents=True)
+    (apps / "broken" / "app.py").write_text(
+        "import dash\nserver = None\nraise RuntimeError('the data file is missing')\n"
+    )
+    app = build_app(make_settings(tmp_path, APPS_DIR=str(apps)))
+    app.test_client_class = __import__("tests.conftest", fromlist=["CSRFClient"]).CSRFClient
+    with app.app_context():
+        make_app(make_user("alice"), "broken", source="broken/app.py:server")
+        client = app.test_client()
+        client.post("/alice/broken/viz/start", headers=HX)
+        data = wait_running(client, "/alice/broken")
+        assert data["status"] == "failed"
+        assert "RuntimeError: the data file is missing" in data["reason"]
+        html = client.get("/alice/broken/viz/status", headers=HX).get_data(as_text=True)
+        assert "could not start" in html and "the data file is missing" in html
+        assert not lifecycle.backend().list()
+        db.session.remove()
+        db.engine.dispose()

@@ -1,0 +1,315 @@
+"""Tests of the local process backend with real processes (no mocks).
+
+Each test starts real gunicorn / bokeh serve process groups from the demo apps
+in ``examples/`` (or tiny apps written to a tmp dir), waits with a deadline,
+and stops everything it started in the fixture teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from app.backends.base import AppSpec, BackendError, BackendStatus
+from app.backends.local import LocalBackend
+from tests.appchecks import check_bokeh_app, check_bokeh_origin_refused, check_dash_callback
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+DEADLINE = 60.0
+
+pytestmark = pytest.mark.timeout(300)
+
+
+class Tracker:
+    """Makes backends and remembers every ref so teardown can stop them all."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.started: list[tuple[LocalBackend, str]] = []
+
+    def backend(self, apps_dir: Path = EXAMPLES, **kwargs: object) -> LocalBackend:
+        return LocalBackend(apps_dir=apps_dir, run_dir=self.run_dir, **kwargs)  # type: ignore[arg-type]
+
+    def create(self, backend: LocalBackend, spec: AppSpec) -> str:
+        ref = backend.create(spec)
+        self.started.append((backend, ref))
+        return ref
+
+    def stop_all(self) -> None:
+        for backend, ref in self.started:
+            try:
+                backend.stop(ref)
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                pgid = json.loads(ref)["pid"]
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.fixture
+def tracker(tmp_path: Path) -> Iterator[Tracker]:
+    t = Tracker(tmp_path / "run")
+    try:
+        yield t
+    finally:
+        t.stop_all()
+
+
+def spec(framework: str, source: str, name: str = "alice-wave-x7k2p9", **kw: object) -> AppSpec:
+    owner, title, public = name.split("-", 2)
+    return AppSpec(
+        owner=owner,
+        title=title,
+        framework=framework,  # type: ignore[arg-type]
+        deployment_name=name,
+        prefix=f"/{owner}/{title}/{public}/",
+        source=source,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def wait_state(backend: LocalBackend, ref: str, timeout: float = DEADLINE) -> BackendStatus:
+    """Poll status until it is no longer ``starting`` (or the deadline passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = backend.status(ref)
+        if st.state != "starting" or time.monotonic() > deadline:
+            return st
+        time.sleep(0.2)
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def local_url(ref: str) -> str:
+    r = json.loads(ref)
+    return f"http://127.0.0.1:{r['port']}{r['path']}"
+
+
+# ----------------------------------------------------------------- the demos
+def test_dash_demo_starts_runs_and_calls_back(tracker: Tracker) -> None:
+    backend = tracker.backend()
+    ref = tracker.create(backend, spec("dash", "dash-wave/app.py", callable="server"))
+    first = backend.status(ref)
+    assert first.state == "starting" and first.phase, first
+    st = wait_state(backend, ref)
+    assert st.state == "running", st
+
+    url = backend.url(ref, "127.0.0.1:5000")
+    assert url == local_url(ref) and url.endswith("/alice/wave/x7k2p9/")
+    assert requests.get(url, timeout=10).status_code == 200
+    check_dash_callback(url)
+    assert backend.status(ref).state == "running"
+
+
+def test_bokeh_demo_runs_with_autoload_and_websocket(tracker: Tracker) -> None:
+    backend = tracker.backend(public_host="viz.example.org")
+    ref = tracker.create(backend, spec("bokeh", "bokeh-sliders/main.py", "bob-sliders-p4q8"))
+    st = wait_state(backend, ref)
+    assert st.state == "running", st
+    port = json.loads(ref)["port"]
+    assert backend.url(ref, "ignored:1") == f"http://viz.example.org:{port}/bob/sliders/p4q8/bokeh-sliders"
+
+    app_url = local_url(ref)
+    check_bokeh_app(app_url, origin=f"http://127.0.0.1:{port}")
+    check_bokeh_app(app_url, origin=f"http://localhost:{port}")
+    check_bokeh_app(app_url, origin=f"http://viz.example.org:{port}")
+    check_bokeh_origin_refused(app_url, origin=f"http://evil.example.com:{port}")
+    check_bokeh_origin_refused(app_url, origin="http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize(
+    ("source", "app_name"),
+    [("bokeh-sliders", "bokeh-sliders"), ("bokeh-sliders/main.py", "bokeh-sliders"), ("solo.py", "solo")],
+)
+def test_bokeh_app_path(tracker: Tracker, tmp_path: Path, source: str, app_name: str) -> None:
+    apps = tmp_path / "apps"
+    (apps / "bokeh-sliders").mkdir(parents=True)
+    (apps / "bokeh-sliders" / "main.py").write_text((EXAMPLES / "bokeh-sliders" / "main.py").read_text())
+    (apps / "solo.py").write_text("from bokeh.io import curdoc\nfrom bokeh.models import Div\n"
+                                  "curdoc().add_root(Div(text='solo'))\n")  # fmt: skip
+    backend = tracker.backend(apps)
+    ref = tracker.create(backend, spec("bokeh", source, "carol-demo-z9"))
+    assert json.loads(ref)["path"] == f"/carol/demo/z9/{app_name}"
+    st = wait_state(backend, ref)
+    assert st.state == "running", st
+    assert requests.get(local_url(ref), timeout=10).status_code == 200
+
+
+# ------------------------------------------------------------------ failures
+def test_crash_at_start_is_failed_with_traceback(tracker: Tracker, tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    (apps / "bad").mkdir(parents=True)
+    (apps / "bad" / "app.py").write_text("import dash\nraise RuntimeError('boom at import')\n")
+    (apps / "badbokeh").mkdir()
+    (apps / "badbokeh" / "main.py").write_text("raise ValueError('bokeh boom')\n")
+    backend = tracker.backend(apps)
+
+    ref = tracker.create(backend, spec("dash", "bad/app.py", "dave-bad-a1"))
+    st = wait_state(backend, ref)
+    assert st.state == "failed", st
+    assert "RuntimeError: boom at import" in st.reason and "bad/app.py" in st.reason, st.reason
+    assert len(st.reason) < 1600
+
+    ref = tracker.create(backend, spec("bokeh", "badbokeh/main.py", "dave-badbokeh-a2"))
+    st = wait_state(backend, ref)
+    assert st.state == "failed", st
+    assert "ValueError: bokeh boom" in st.reason, st.reason
+
+
+def test_source_outside_apps_dir_is_refused(tracker: Tracker, tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    (apps / "sub").mkdir(parents=True)
+    outside = tmp_path / "x.py"
+    outside.write_text("server = None\n")
+    (apps / "sub" / "escape.py").symlink_to(outside)
+    (apps / "sub" / "escdir").symlink_to(tmp_path)
+    backend = tracker.backend(apps)
+    bad = ["../x.py", "sub/../../x.py", str(outside), "sub/escape.py", "sub/escdir/x.py",
+           "missing.py", "", "."]  # fmt: skip
+    for source in bad:
+        with pytest.raises(BackendError) as info:
+            backend.create(spec("dash", source, "eve-escape-b1"))
+        assert str(info.value), source
+    with pytest.raises(BackendError, match="module-level name"):
+        tracker.backend().create(spec("dash", "dash-wave/app.py", "eve-x-b3", callable="app.server"))
+    assert not list(tracker.run_dir.glob("*.json"))
+
+
+# -------------------------------------------------------------- stop & watch
+def test_stop_kills_the_whole_group(tracker: Tracker) -> None:
+    backend = tracker.backend()
+    ref = tracker.create(backend, spec("dash", "dash-wave/app.py", "frank-stop-c3"))
+    assert wait_state(backend, ref).state == "running"
+    pgid = json.loads(ref)["pid"]
+    members = group_members(pgid)
+    assert len(members) >= 3, members  # watchdog, gunicorn master, gunicorn worker
+
+    backend.stop(ref)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    for pid in members:
+        assert not Path(f"/proc/{pid}").exists() or pid not in group_members(pgid)
+    assert backend.status(ref).state == "gone"
+    backend.stop(ref)  # idempotent
+    assert (tracker.run_dir / "frank-stop-c3.log").exists()  # the log is kept
+
+
+def test_watched_pid_death_stops_the_app(tracker: Tracker, monkeypatch: pytest.MonkeyPatch) -> None:
+    dormouse = subprocess.Popen(["sleep", "600"])
+    try:
+        monkeypatch.setenv("DORMOUSE_SUPERVISOR_PID", str(dormouse.pid))
+        backend = tracker.backend()  # watch_pid=None: taken from the env var
+        ref = tracker.create(backend, spec("dash", "dash-wave/app.py", "gina-watch-d4"))
+        pgid = json.loads(ref)["pid"]
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[cmdline.index(b"--watch-pid") + 1] == str(dormouse.pid).encode()
+        assert wait_state(backend, ref).state == "running"
+        assert len(group_members(pgid)) >= 3
+    finally:
+        dormouse.kill()
+        dormouse.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if backend.status(ref).state == "gone" and group_gone(pgid):  # status() reaps
+            break
+        time.sleep(0.2)
+    assert group_gone(pgid), group_members(pgid)
+    assert backend.status(ref).state == "gone"
+
+
+def test_stop_kills_an_app_that_ignores_sigterm(tracker: Tracker, tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "stubborn.py").write_text(
+        "import signal\nfrom bokeh.io import curdoc\nfrom bokeh.models import Div\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ncurdoc().add_root(Div(text='no'))\n"
+    )
+    backend = tracker.backend(apps, stop_grace=1.0)
+    ref = tracker.create(backend, spec("bokeh", "stubborn.py", "ivan-stubborn-f7"))
+    assert wait_state(backend, ref).state == "running"  # the probe ran the script
+    pgid = json.loads(ref)["pid"]
+    started = time.monotonic()
+    backend.stop(ref)
+    assert time.monotonic() - started < 8
+    assert group_gone(pgid), group_members(pgid)
+
+
+# --------------------------------------------------------------------- list
+def test_list_shows_live_and_not_stopped(tracker: Tracker) -> None:
+    backend = tracker.backend()
+    a = tracker.create(backend, spec("dash", "dash-wave/app.py", "hal-one-e5"))
+    b = tracker.create(backend, spec("bokeh", "bokeh-sliders", "hal-two-e6"))
+    assert json.loads(a)["port"] != json.loads(b)["port"]
+    assert backend.list() == {"hal-one-e5": a, "hal-two-e6": b}
+    with pytest.raises(BackendError, match="already running"):
+        backend.create(spec("bokeh", "bokeh-sliders", "hal-two-e6"))
+    backend.stop(b)
+    assert backend.list() == {"hal-one-e5": a}
+    # a fresh backend (a restarted Dormouse) finds it from run_dir too
+    assert tracker.backend().list() == {"hal-one-e5": a}
+
+
+# ---------------------------------------------------------------------- url
+REF = json.dumps({"v": 1, "name": "a-b-c", "fw": "dash", "pid": 999999, "start": 1,
+                  "port": 8123, "path": "/a/b/c/"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("public_host", "scheme", "request_host", "expected"),
+    [
+        ("", "http", "example.org:8000", "http://example.org:8123/a/b/c/"),
+        ("", "http", "example.org", "http://example.org:8123/a/b/c/"),
+        ("", "http", "127.0.0.1:5000", "http://127.0.0.1:8123/a/b/c/"),
+        ("", "http", "[::1]:8000", "http://[::1]:8123/a/b/c/"),
+        ("", "http", "[2001:db8::1]", "http://[2001:db8::1]:8123/a/b/c/"),
+        ("", "http", "2001:db8::1", "http://[2001:db8::1]:8123/a/b/c/"),
+        ("viz.example.org", "https", "example.org:8000", "https://viz.example.org:8123/a/b/c/"),
+        ("::1", "http", "example.org:8000", "http://[::1]:8123/a/b/c/"),
+    ],
+)
+def test_url(tmp_path: Path, public_host: str, scheme: str, request_host: str, expected: str) -> None:
+    backend = LocalBackend(EXAMPLES, tmp_path, public_host=public_host, scheme=scheme)
+    assert backend.url(REF, request_host) == expected
+
+
+def test_url_rejects_odd_hosts_and_refs(tmp_path: Path) -> None:
+    backend = LocalBackend(EXAMPLES, tmp_path)
+    for host in ("evil.com/x", "a b", "x\"onload=1", "[::1"):
+        with pytest.raises(BackendError):
+            backend.url(REF, host)
+    with pytest.raises(BackendError):
+        backend.url("not json", "example.org")
+    assert backend.status("not json").state == "gone"
+    assert backend.status(REF).state == "gone"  # no such process
+    backend.stop("not json")
+    backend.stop(REF)
