@@ -27,6 +27,7 @@ dev: install
 	$(BIN)/flask --app wsgi run --debug --port $${PORT:-8000}
 
 test: install
+	scripts/test-system-deps.sh
 	TEST_POSTGRES_URL="$$(scripts/test-postgres.sh)" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

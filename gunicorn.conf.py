@@ -11,6 +11,9 @@ graceful_timeout = 20
 # Never load the app in the master: the scheduler's thread would not survive fork.
 preload_app = False
 accesslog = "-"
+# Gunicorn 27's control socket lives in one shared path per user; Dormouse does
+# not use it, and two servers (or the Dash apps it starts) would clash over it.
+control_socket_disable = True
 
 
 def on_starting(server):

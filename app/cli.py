@@ -6,6 +6,7 @@
     flask --app wsgi sweep
     flask --app wsgi reconcile
     flask --app wsgi deployments list
+    flask --app wsgi deployments stop OWNER/TITLE
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from . import lifecycle
 from .auth import AccountError, create_user, get_user
 from .extensions import db
-from .models import LIVE_STATUSES, Deployment, VizApp, utcnow
+from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
 from .publishing import AppInput, PublishError, publish
 from .scheduler import SWEEP_LEASE, lease
 
@@ -151,6 +152,22 @@ def deployments_list(show_all: bool) -> None:
             f"{_age(dep.created_at, now):>5} {_age(dep.latest_load_at, now):>5} "
             f"{_age(dep.latest_ping_at, now):>5}  {reason}"
         )
+
+
+@deployments_cli.command("stop")
+@click.argument("app_path", metavar="OWNER/TITLE")
+def deployments_stop(app_path: str) -> None:
+    """Stop the live deployment of OWNER/TITLE now (stop reason: admin)."""
+    owner, _, title = app_path.partition("/")
+    app = db.session.scalar(
+        select(VizApp).join(VizApp.owner).where(VizApp.title == title, User.username == owner)
+    )
+    if app is None:
+        _fail(f"No app {app_path!r}.")
+    dep = lifecycle.live_deployment(app)
+    if dep is None or not lifecycle.stop(dep, reason="admin", detail="stopped from the command line"):
+        _fail(f"{app_path} has no live deployment.")
+    click.echo(f"stopped {app_path} ({dep.public_name})")
 
 
 @click.command("sweep")

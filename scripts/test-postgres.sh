@@ -26,16 +26,9 @@ find_bindir() {
 
 bindir="$(find_bindir)"
 if [[ -z "$bindir" || ! -x "$bindir/initdb" ]]; then
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "test-postgres: installing PostgreSQL from Debian's packages" >&2
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
-    bindir="$(find_bindir)"
-  else
-    echo "test-postgres: PostgreSQL is not installed; install it (Debian: apt-get install postgresql)" \
-         "or set TEST_POSTGRES_URL" >&2
-    exit 1
-  fi
+  echo "test-postgres: PostgreSQL's server is not installed (scripts/test-system-deps.sh" \
+       "installs it) and TEST_POSTGRES_URL is not set" >&2
+  exit 1
 fi
 
 # PostgreSQL refuses to run as root: use the postgres system user then.

@@ -98,3 +98,15 @@ def test_reconcile_command(runner, app, fake_backend):
     result = runner.invoke(args=["reconcile"])
     assert result.exit_code == 0 and "stopped orphan fake:ghost" in result.output
     assert runner.invoke(args=["reconcile"]).output.strip() == "Everything agrees."
+
+
+def test_deployments_stop(runner, app, fake_backend, alice):
+    dep = lifecycle.ensure_deployment(make_app(alice, "wave"))
+    result = runner.invoke(args=["deployments", "stop", "alice/wave"])
+    assert result.exit_code == 0 and f"stopped alice/wave ({dep.public_name})" in result.output
+    db.session.refresh(dep)
+    assert dep.status == "stopped" and dep.stop_reason == "admin"
+    assert fake_backend.stopped == [dep.backend_ref]
+    again = runner.invoke(args=["deployments", "stop", "alice/wave"])
+    assert again.exit_code == 1 and "no live deployment" in again.output
+    assert runner.invoke(args=["deployments", "stop", "alice/nope"]).exit_code == 1
