@@ -10,7 +10,7 @@ from app import lifecycle
 from app.auth import authenticate
 from app.extensions import db
 from app.models import User, VizApp, utcnow
-from tests.conftest import make_app, make_user
+from tests.conftest import make_app
 
 
 def test_users_create_reads_password_from_stdin(runner):

@@ -68,7 +68,7 @@ def test_whole_lifecycle(real_app, framework, title):
     assert data["status"] == "running", data
     url = data["url"]
     dep = db.session.scalar(db.select(Deployment))
-    assert url.startswith(f"http://localhost:") and dep.prefix in url
+    assert url.startswith("http://localhost:") and dep.prefix in url
 
     # the partial carries the iframe and ends the poll
     partial = client.get(f"{base}/viz/status", headers=HX)

@@ -15,19 +15,8 @@ app's output goes to ``run_dir/<deployment_name>.log``; the ref is also kept in
 ``run_dir/<deployment_name>.json`` so :meth:`LocalBackend.list` finds groups
 started by an earlier Dormouse process.
 
-URLs. Both frameworks serve under ``spec.prefix`` (``/owner/title/name/``):
-
-* Dash: gunicorn serves ``module:callable`` with ``DASH_ROUTES_PATHNAME_PREFIX``
-  and ``DASH_REQUESTS_PATHNAME_PREFIX`` set to the prefix, so the app lives
-  at exactly ``prefix``. gunicorn only accepts a module-level *name* (or a
-  call ``name(literals)``) after the colon - ``app:app.server`` is refused - so
-  ``spec.callable`` must be a plain identifier (default ``server``).
-* Bokeh: ``bokeh serve --prefix PREFIX`` serves the app at ``PREFIX + name``,
-  where ``name`` is the directory name of a directory app or the file stem of
-  a script; the bare prefix only redirects there. A source directory, or a
-  file called ``main.py`` (not at the top of ``apps_dir``), is served as a
-  directory-format app: ``bokeh-sliders/main.py`` ->
-  ``/owner/title/name/bokeh-sliders``. Any other ``x.py`` -> ``PREFIX + "x"``.
+How each framework is launched and where its app answers is in
+:mod:`app.backends.local_commands`.
 
 The ref is a short JSON object: ``{"v", "name", "fw", "pid", "start", "port",
 "path"}`` - the watchdog's pid (= the process group id), its start time in
@@ -39,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -56,21 +44,22 @@ from pathlib import Path
 from typing import Any
 
 from app.backends.base import AppSpec, BackendError, BackendStatus
+from app.backends.local_commands import (
+    bind_literal,
+    bokeh_launch,
+    child_env,
+    dash_launch,
+    resolve_source,
+    split_host,
+)
 from app.backends.local_watchdog import group_members, proc_stat
 
 log = logging.getLogger(__name__)
 
 WATCHDOG = Path(__file__).resolve().with_name("local_watchdog.py")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-APP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 PREFIX_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/)*$")
 HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
-ENV_KEEP = {
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "VIRTUAL_ENV", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-    "http_proxy", "https_proxy", "no_proxy",
-}  # fmt: skip
 LOG_TAIL_LINES = 15
 LOG_TAIL_CHARS = 1500
 BOKEH_ERROR = "Error running application handler"
@@ -103,17 +92,6 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return bool(group_members(pgid))  # killpg also counts zombies
-
-
-def split_host(request_host: str) -> str:
-    """The host part of a Host header value, IPv6 literals kept in brackets."""
-    host = request_host.strip()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end > 0 else host
-    if host.count(":") > 1:  # bare IPv6 literal, no port
-        return f"[{host}]"
-    return host.split(":", 1)[0]
 
 
 class LocalBackend:
@@ -156,7 +134,7 @@ class LocalBackend:
             raise BackendError(f"Invalid deployment name {spec.deployment_name!r}.")
         if not PREFIX_RE.match(spec.prefix):
             raise BackendError(f"Invalid URL prefix {spec.prefix!r}.")
-        target = self._resolve_source(spec.source)
+        target = resolve_source(self.apps_dir, spec.source)
         name = spec.deployment_name
         self._reap()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -166,12 +144,15 @@ class LocalBackend:
 
         port = self._pick_port()
         if spec.framework == "dash":
-            cmd, cwd, app_path = self._dash_command(spec, target, port)
+            launch = dash_launch(spec, target, python=self.python, bind_host=self.bind_host,
+                                 port=port, stop_grace=self.stop_grace)
         elif spec.framework == "bokeh":
-            cmd, cwd, app_path = self._bokeh_command(spec, target, port)
+            launch = bokeh_launch(spec, target, python=self.python, apps_dir=self.apps_dir,
+                                  bind_host=self.bind_host, public_host=self.public_host, port=port)
         else:
             raise BackendError(f"Unknown framework {spec.framework!r}.")
-        env = self._child_env(spec)
+        cmd, cwd, app_path = launch.argv, launch.cwd, launch.app_path
+        env = child_env(spec, dict(os.environ))
 
         exit_file = self.run_dir / f"{name}.exit"
         exit_file.unlink(missing_ok=True)
@@ -204,81 +185,6 @@ class LocalBackend:
         tmp.replace(record)
         log.info("started %s (%s) pid %d on port %d: %s", name, spec.framework, proc.pid, port, cmd)
         return ref
-
-    def _resolve_source(self, source: str | None) -> Path:
-        if not source or "\0" in source:
-            raise BackendError("The app has no source path.")
-        if os.path.isabs(source):
-            raise BackendError(f"Source path {source!r} must be relative to the apps directory.")
-        try:
-            target = (self.apps_dir / source).resolve(strict=True)
-        except (OSError, RuntimeError):
-            raise BackendError(f"Source {source!r} does not exist in the apps directory.") from None
-        if self.apps_dir not in target.parents:
-            raise BackendError(f"Source {source!r} is outside the apps directory.")
-        return target
-
-    def _dash_command(self, spec: AppSpec, target: Path, port: int) -> tuple[list[str], Path, str]:
-        if not target.is_file() or target.suffix != ".py":
-            raise BackendError(f"A Dash source must be a .py file, not {spec.source!r}.")
-        module = target.stem
-        if not module.isidentifier():
-            raise BackendError(f"{target.name!r} cannot be imported as a Python module.")
-        attr = spec.callable or "server"
-        if not attr.isidentifier():
-            raise BackendError(
-                f"The WSGI callable must be a module-level name such as 'server', not {attr!r}."
-            )
-        grace = str(max(1, math.ceil(self.stop_grace)))
-        cmd = [
-            self.python, "-m", "gunicorn", "--bind", f"{self._bind_literal()}:{port}",
-            "--workers", "1", "--threads", "4", "--chdir", str(target.parent),
-            "--graceful-timeout", grace, "--no-control-socket", f"{module}:{attr}",
-        ]  # fmt: skip
-        return cmd, target.parent, spec.prefix
-
-    def _bokeh_command(self, spec: AppSpec, target: Path, port: int) -> tuple[list[str], Path, str]:
-        if target.is_dir():
-            if not (target / "main.py").is_file():
-                raise BackendError(f"Bokeh app directory {spec.source!r} has no main.py.")
-            app_name, cwd = target.name, target
-        elif target.name == "main.py" and target.parent != self.apps_dir:
-            target = target.parent  # directory-format app: serve its directory
-            app_name, cwd = target.name, target
-        elif target.suffix == ".py":
-            app_name, cwd = target.stem, target.parent
-        else:
-            raise BackendError(f"A Bokeh source must be a directory or a .py file, not {spec.source!r}.")
-        if not APP_NAME_RE.match(app_name):
-            raise BackendError(f"Bokeh app name {app_name!r} cannot be used in a URL.")
-        hosts = ["127.0.0.1", "localhost"]
-        if self.public_host:
-            hosts.append(split_host(self.public_host))
-        elif self.bind_host in ("", "0.0.0.0", "::"):
-            log.warning("no public host set: browsers reaching %s by another name than "
-                        "localhost will be refused its websocket", spec.deployment_name)
-        if self.bind_host not in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
-            hosts.append(split_host(self.bind_host))
-        cmd = [
-            self.python, "-m", "bokeh", "serve", str(target), "--address", self.bind_host,
-            "--port", str(port), "--prefix", spec.prefix, "--num-procs", "1",
-        ]  # fmt: skip
-        for host in dict.fromkeys(hosts):
-            cmd += ["--allow-websocket-origin", f"{host}:{port}"]
-        return cmd, cwd, spec.prefix + app_name
-
-    def _child_env(self, spec: AppSpec) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in ENV_KEEP or k.startswith("LC_")}
-        env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-        env.update(spec.env)
-        if spec.framework == "dash":
-            env["DASH_ROUTES_PATHNAME_PREFIX"] = spec.prefix
-            env["DASH_REQUESTS_PATHNAME_PREFIX"] = spec.prefix
-            env.pop("DASH_URL_BASE_PATHNAME", None)
-        return env
-
-    def _bind_literal(self) -> str:
-        return f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
 
     def _pick_port(self) -> int:
         """A port in [port_min, port_max] that binds now and was not handed out lately."""
@@ -326,7 +232,7 @@ class LocalBackend:
             return BackendStatus("gone", reason="The app's process is not running.")
         server = "Dash" if r["fw"] == "dash" else "Bokeh"
         check_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
-            self.bind_host, self._bind_literal()
+            self.bind_host, bind_literal(self.bind_host)
         )
         try:
             with _PROBE.open(f"http://{check_host}:{r['port']}{r['path']}", timeout=1.0) as resp:
