@@ -79,6 +79,20 @@ def live_deployment(app: VizApp, name: str = "default") -> Deployment | None:
     )
 
 
+def live_deployments(app_ids: list[int], name: str = "default") -> dict[int, Deployment]:
+    """The live deployment of each of these apps that has one, in one query."""
+    if not app_ids:
+        return {}
+    rows = db.session.scalars(
+        select(Deployment).where(
+            Deployment.app_id.in_(app_ids),
+            Deployment.name == name,
+            Deployment.status.in_(LIVE_STATUSES),
+        )
+    )
+    return {dep.app_id: dep for dep in rows}
+
+
 def deployment_by_public_name(app: VizApp, public_name: str) -> Deployment | None:
     return db.session.scalar(
         select(Deployment).where(Deployment.app_id == app.id, Deployment.public_name == public_name)

@@ -103,10 +103,21 @@ def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, pa
     assert pings.count > settled
 
 
-def test_bokeh_viz_page_shows_the_app_with_its_widgets(server, page):
+def test_bokeh_viz_page_shows_the_app_and_a_lost_session_plainly(server, page):
+    pings = PingCounter(page)
     page.goto(f"{server.base}/demo/bokeh-sliders/viz/")
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
     app = page.frame_locator("iframe.viz-frame")
     # the widgets are rendered by BokehJS from the server's document, over the websocket
     app.get_by_text("Amplitude").first.wait_for(timeout=60_000)
     app.locator("canvas").first.wait_for(timeout=60_000)
+
+    # the session is lost (cookies cleared): pings are refused (CSRF), the page
+    # says so once and stops pinging, and the app stays on screen
+    page.context.clear_cookies()
+    page.wait_for_selector("#viz-notice:not([hidden])", timeout=15_000)
+    assert "Reload" in page.inner_text("#viz-notice")
+    settled = pings.count
+    page.wait_for_timeout(3000)
+    assert pings.count == settled
+    assert page.locator("iframe.viz-frame").count() == 1

@@ -51,7 +51,7 @@ def test_viz_page_has_no_side_effects(client, wave, fake_backend):
     html = response.get_data(as_text=True)
     assert count_deployments() == 0 and fake_backend.calls["create"] == 0
     # the page itself asks to start, once it has loaded
-    assert 'hx-post="/alice/wave/viz/start"' in html and 'hx-trigger="load"' in html
+    assert 'hx-post="/alice/wave/viz/start"' in html and 'hx-trigger="load, retry"' in html
     assert "/static/vendor/htmx-2.0.11.min.js" in html and "unpkg" not in html
     assert '"X-CSRFToken"' in html  # hx-headers carries the token
     assert 'data-ping-interval="10.0"' in html

@@ -38,8 +38,8 @@ def index():
     else:
         query = query.where(VizApp.is_public.is_(True))
     apps = db.session.scalars(query).all()
-    live = {app.id: lifecycle.live_deployment(app) for app in apps}
-    return render_template("gallery.html", apps=apps, live=live)
+    return render_template("gallery.html", apps=apps,
+                           live=lifecycle.live_deployments([app.id for app in apps]))
 
 
 @bp.get("/<owner>/<title>/")

@@ -46,6 +46,12 @@
       headers: { "X-CSRFToken": csrf, "Accept": "application/json" },
       body: new URLSearchParams({ deployment: deployment })
     }).then(function (response) {
+      if (response.status >= 400 && response.status < 500) {
+        /* Session expired or app removed: pinging again will not help. */
+        stopTimer();
+        notice("This page lost its session with the server. Reload it to keep the app running.");
+        return null;
+      }
       return response.ok ? response.json() : null;
     }).then(function (data) {
       if (data && data.status !== "starting" && data.status !== "running") {
@@ -56,9 +62,23 @@
     }).then(function () { inFlight = false; });
   }
 
+  function notice(text) {
+    var el = document.getElementById("viz-notice");
+    if (el) { el.textContent = text; el.hidden = false; }
+  }
+
   function startTimer() { if (timer === null) { timer = window.setInterval(ping, interval); } }
   function stopTimer() { if (timer !== null) { window.clearInterval(timer); timer = null; } }
   function sync() { if (isLive(statusElement())) { startTimer(); } else { stopTimer(); } }
+
+  /* The first start request could not reach the server: say so, try again. */
+  document.body.addEventListener("htmx:sendError", function () {
+    var el = statusElement();
+    if (!el || el.getAttribute("data-status") !== "connecting") { return; }
+    var note = document.getElementById("viz-connecting");
+    if (note) { note.textContent = "Cannot reach the server; trying again…"; }
+    window.setTimeout(function () { window.htmx.trigger(el, "retry"); }, 3000);
+  });
 
   document.body.addEventListener("htmx:afterSettle", sync);
   window.dormouseViz = { ping: ping, isPinging: function () { return timer !== null; } };
