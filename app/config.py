@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,26 +25,24 @@ def _get(env: dict[str, str], name: str, default: str) -> str:
     return value.strip() if value.strip() else default
 
 
-def env_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _env_number(env: dict[str, str], name: str, default: float, minimum: float,
+                cast: type, what: str) -> Any:
     raw = _get(env, name, str(default))
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def env_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    return _env_number(env, name, default, minimum, int, "a whole number")
 
 
 def env_float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = _get(env, name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
+    return _env_number(env, name, default, minimum, float, "a number of seconds")
 
 
 def env_bool(env: dict[str, str], name: str, default: bool) -> bool:

@@ -38,7 +38,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if exc.code is None or exc.code < 400 or (exc.code in (301, 302, 308)):
+        if exc.code is None or exc.code < 400:  # routing redirects
             return exc
         return _respond(exc.code, MESSAGES.get(exc.code, exc.description or exc.name))
 

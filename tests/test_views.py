@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sqlalchemy import func, select
 
 from app import lifecycle
@@ -13,6 +15,12 @@ from tests.conftest import login, make_app, make_user
 
 HX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}
+
+
+@pytest.fixture
+def eager_reads(monkeypatch):
+    """Let every poll read the backend (not once a second), so tests need not wait."""
+    monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
 
 
 def count_deployments() -> int:
@@ -75,34 +83,26 @@ def test_start_creates_one_deployment_and_records_the_load(client, wave, fake_ba
     assert count_deployments() == 1 and fake_backend.calls["create"] == 1
 
 
-def test_status_partial_states_and_poll_ending(client, wave, fake_backend):
+def test_status_partial_states_and_poll_ending(client, wave, fake_backend, eager_reads):
     client.post("/alice/wave/viz/start", headers=HX)
     ref = fake_backend.only_ref()
-    lifecycle.STATUS_READ_INTERVAL = 0.0
-    try:
-        starting = client.get("/alice/wave/viz/status", headers=HX)
-        assert starting.status_code == 200
-        assert "HX-Request" in starting.headers["Vary"]
-        assert starting.headers["Cache-Control"] == "no-store"
-        fake_backend.set(ref, "running")
-        running = client.get("/alice/wave/viz/status", headers=HX)
-        assert running.status_code == 286  # ends the poll
-        html = running.get_data(as_text=True)
-        assert "<iframe" in html and "http://localhost:9999/alice/wave/" in html
-        assert "hx-trigger" not in html
-    finally:
-        lifecycle.STATUS_READ_INTERVAL = 1.0
+    starting = client.get("/alice/wave/viz/status", headers=HX)
+    assert starting.status_code == 200
+    assert "HX-Request" in starting.headers["Vary"]
+    assert starting.headers["Cache-Control"] == "no-store"
+    fake_backend.set(ref, "running")
+    running = client.get("/alice/wave/viz/status", headers=HX)
+    assert running.status_code == 286  # ends the poll
+    html = running.get_data(as_text=True)
+    assert "<iframe" in html and "http://localhost:9999/alice/wave/" in html
+    assert "hx-trigger" not in html
 
 
-def test_status_json(client, wave, fake_backend):
+def test_status_json(client, wave, fake_backend, eager_reads):
     assert client.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "none"
     client.post("/alice/wave/viz/start", headers=HX)
     fake_backend.set(fake_backend.only_ref(), "running")
-    lifecycle.STATUS_READ_INTERVAL = 0.0
-    try:
-        data = client.get("/alice/wave/viz/status", headers=JSON).get_json()
-    finally:
-        lifecycle.STATUS_READ_INTERVAL = 1.0
+    data = client.get("/alice/wave/viz/status", headers=JSON).get_json()
     assert data["status"] == "running"
     assert data["url"].startswith("http://localhost:9999/alice/wave/")
     for key in ("reason", "created_at", "ready_at", "latest_load_at", "latest_ping_at"):
@@ -110,15 +110,11 @@ def test_status_json(client, wave, fake_backend):
     assert data["ready_at"] and data["latest_load_at"] and data["latest_ping_at"] is None
 
 
-def test_failed_start_shows_reason_and_retry(client, wave, fake_backend):
+def test_failed_start_shows_reason_and_retry(client, wave, fake_backend, eager_reads):
     client.post("/alice/wave/viz/start", headers=HX)
     fake_backend.set(fake_backend.only_ref(), "failed",
                      reason="Traceback ...\nZeroDivisionError: division by zero")
-    lifecycle.STATUS_READ_INTERVAL = 0.0
-    try:
-        response = client.get("/alice/wave/viz/status", headers=HX)
-    finally:
-        lifecycle.STATUS_READ_INTERVAL = 1.0
+    response = client.get("/alice/wave/viz/status", headers=HX)
     assert response.status_code == 286
     html = response.get_data(as_text=True)
     assert "could not start" in html and "ZeroDivisionError: division by zero" in html
@@ -137,14 +133,10 @@ def test_backend_refusal_is_shown_not_an_endless_start(client, wave, fake_backen
     assert 'data-status="failed"' in html and "No free port" in html
 
 
-def test_reason_text_is_escaped(client, wave, fake_backend):
+def test_reason_text_is_escaped(client, wave, fake_backend, eager_reads):
     client.post("/alice/wave/viz/start", headers=HX)
     fake_backend.set(fake_backend.only_ref(), "failed", reason="<script>alert(1)</script>")
-    lifecycle.STATUS_READ_INTERVAL = 0.0
-    try:
-        html = client.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
-    finally:
-        lifecycle.STATUS_READ_INTERVAL = 1.0
+    html = client.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
 
 
