@@ -7,7 +7,9 @@ a clear message instead of surfacing later as odd behaviour.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,83 @@ def _secret_key(env: dict[str, str], instance: Path, production: bool) -> str:
     return candidate
 
 
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+)
+TRAEFIK_APIS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """Settings of the Kubernetes backend (``BACKEND=kubernetes``)."""
+
+    namespace: str
+    viz_host: str
+    viz_scheme: str
+    context: str | None
+    traefik_api: str
+    entrypoint: str
+    cert_resolver: str
+    middlewares: tuple[str, ...]
+    node_selector: dict[str, str]
+    tolerations: tuple[dict[str, Any], ...]
+    image_pull_secret: str | None
+    request_timeout: float
+    retries: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], required: bool) -> KubeSettings:
+        namespace = _get(env, "K8S_NAMESPACE", "dormouse-apps")
+        if not DNS_LABEL_RE.match(namespace):
+            raise ConfigError(f"K8S_NAMESPACE must be a DNS-1123 label, got {namespace!r}")
+        viz_host = _get(env, "VIZ_HOST", "").lower()
+        if required and not viz_host:
+            raise ConfigError("VIZ_HOST must be set with BACKEND=kubernetes (e.g. viz.example.org)")
+        if viz_host and not HOSTNAME_RE.match(viz_host):
+            raise ConfigError(f"VIZ_HOST must be a host name, got {viz_host!r}")
+        traefik_api = _get(env, "TRAEFIK_API", TRAEFIK_APIS[0])
+        if traefik_api not in TRAEFIK_APIS:
+            raise ConfigError(f"TRAEFIK_API must be one of {', '.join(TRAEFIK_APIS)}")
+        entrypoint = _get(env, "TRAEFIK_ENTRYPOINT", "websecure")
+        cert_resolver = _get(env, "TRAEFIK_CERT_RESOLVER", "letsencrypt")
+        for name, value in (("TRAEFIK_ENTRYPOINT", entrypoint), ("TRAEFIK_CERT_RESOLVER", cert_resolver)):
+            if not re.match(r"^[A-Za-z0-9_-]{1,63}$", value):
+                raise ConfigError(f"{name} must be a simple name, got {value!r}")
+        middlewares = tuple(m for m in _get(env, "TRAEFIK_MIDDLEWARES", "").replace(",", " ").split() if m)
+        for m in middlewares:
+            if not DNS_LABEL_RE.match(m.split("/")[-1]):
+                raise ConfigError(f"TRAEFIK_MIDDLEWARES: {m!r} is not a middleware name")
+        return cls(
+            namespace=namespace,
+            viz_host=viz_host,
+            viz_scheme=_get(env, "VIZ_SCHEME", "https"),
+            context=_get(env, "K8S_CONTEXT", "") or None,
+            traefik_api=traefik_api,
+            entrypoint=entrypoint,
+            cert_resolver=cert_resolver,
+            middlewares=middlewares,
+            node_selector=_json_env(env, "K8S_NODE_SELECTOR", {}, dict),
+            tolerations=tuple(_json_env(env, "K8S_TOLERATIONS", [], list)),
+            image_pull_secret=_get(env, "K8S_IMAGE_PULL_SECRET", "") or None,
+            request_timeout=env_float(env, "K8S_REQUEST_TIMEOUT", 10.0, minimum=0.1),
+            retries=env_int(env, "K8S_RETRIES", 3, minimum=0),
+        )
+
+
+def _json_env(env: dict[str, str], name: str, default: Any, kind: type) -> Any:
+    raw = _get(env, name, "")
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be JSON, got {raw!r}") from None
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name} must be a JSON {'object' if kind is dict else 'array'}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the environment; ``to_flask()`` gives Flask's config keys."""
@@ -119,6 +198,7 @@ class Settings:
     max_cpu_millicores: int
     max_memory_mib: int
     secure_cookies: bool
+    kube: KubeSettings
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -133,8 +213,8 @@ class Settings:
             _get(env, "DATABASE_URL", f"sqlite:///{instance / 'dormouse.db'}")
         )
         backend = _get(env, "BACKEND", "local")
-        if backend not in {"local"}:
-            raise ConfigError(f"BACKEND must be 'local', got {backend!r}")
+        if backend not in {"local", "kubernetes"}:
+            raise ConfigError(f"BACKEND must be 'local' or 'kubernetes', got {backend!r}")
         port_min = env_int(env, "LOCAL_PORT_MIN", 8100, minimum=1024)
         port_max = env_int(env, "LOCAL_PORT_MAX", 8299, minimum=1024)
         if port_max < port_min or port_max > 65535:
@@ -170,6 +250,7 @@ class Settings:
             max_cpu_millicores=env_int(env, "MAX_CPU_MILLICORES", 4000, minimum=1),
             max_memory_mib=env_int(env, "MAX_MEMORY_MIB", 8192, minimum=1),
             secure_cookies=env_bool(env, "SESSION_COOKIE_SECURE", env_name == "production"),
+            kube=KubeSettings.from_env(env, required=backend == "kubernetes"),
         )
 
     def to_flask(self) -> dict[str, object]:

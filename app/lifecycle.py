@@ -9,8 +9,6 @@ partial unique index makes simultaneous first visits share one deployment.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,10 +26,8 @@ from .slugs import random_suffix
 log = logging.getLogger(__name__)
 
 # Seconds between two backend status reads of one starting deployment, however
-# many pages poll it (per process).
+# many pages poll it, across every worker and replica.
 STATUS_READ_INTERVAL = 1.0
-_last_read: dict[int, float] = {}
-_last_read_lock = threading.Lock()
 
 
 def settings() -> Settings:
@@ -63,6 +59,7 @@ def spec_for(dep: Deployment) -> AppSpec:
         cpu=app.cpu,
         memory=app.memory,
         env=dict(app.env or {}),
+        deployment_id=dep.id,
     )
 
 
@@ -239,7 +236,7 @@ def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False
     if age > s.start_timeout:
         _fail(dep, f"The app did not become ready within {s.start_timeout:.0f} seconds.", now)
         return dep
-    if not dep.backend_ref or not _due_for_read(dep.id, force):
+    if not dep.backend_ref or not _due_for_read(dep, now, force):
         return dep
     try:
         status = backend().status(dep.backend_ref)
@@ -258,16 +255,24 @@ def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False
     return dep
 
 
-def _due_for_read(dep_id: int, force: bool) -> bool:
-    tick = time.monotonic()
-    with _last_read_lock:
-        last = _last_read.get(dep_id)
-        if not force and last is not None and tick - last < STATUS_READ_INTERVAL:
-            return False
-        _last_read[dep_id] = tick
-        if len(_last_read) > 10_000:  # forget old entries; live rows are few
-            _last_read.clear()
+def _due_for_read(dep: Deployment, now: datetime, force: bool) -> bool:
+    """Claim this second's backend read of ``dep``: a conditional UPDATE that
+    only one request (in any process) wins per STATUS_READ_INTERVAL."""
+    if force:
         return True
+    cutoff = now - timedelta(seconds=STATUS_READ_INTERVAL)
+    result = db.session.execute(
+        update(Deployment)
+        .where(
+            Deployment.id == dep.id,
+            Deployment.status == "starting",
+            (Deployment.status_checked_at.is_(None)) | (Deployment.status_checked_at <= cutoff),
+        )
+        .values(status_checked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
 
 
 def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: str = "",
@@ -351,51 +356,54 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
 
 
 def reconcile(*, now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
-    """Make the database and the backend agree.
+    """Make the database and the backend agree, from one listing of the backend.
 
-    Running rows whose app is gone are marked stopped (or failed, if it
-    crashed); things the backend runs that no live row knows are stopped.
+    Running rows whose app is no longer listed are marked stopped (``gone``),
+    or failed when the backend knows it crashed; things the backend runs that
+    no live row knows (orphans, e.g. after a crash) are stopped. Rows are read
+    *after* the listing, and every row exists before its backend object is
+    created, so a deployment being created is never taken for an orphan.
     """
     now = now or utcnow()
     report = report or SweepReport()
     be = backend()
-    running = db.session.scalars(
-        select(Deployment).where(Deployment.status == "running", Deployment.backend == be.name)
+    listed_at = utcnow()
+    try:
+        listed = be.list()
+    except Exception:
+        report.errors += 1
+        log.exception("reconcile: listing the backend failed")
+        return report
+    live = db.session.scalars(
+        select(Deployment).where(Deployment.status.in_(LIVE_STATUSES), Deployment.backend == be.name)
     ).all()
-    for dep in running:
+    for dep in live:
+        vanished = (dep.status == "running" and dep.ready_at is not None
+                    and dep.ready_at < listed_at and dep.deployment_name not in listed)
+        if not vanished:
+            continue
         try:
             status = be.status(dep.backend_ref) if dep.backend_ref else None
-            if status is None or status.state == "gone":
-                if stop(dep, reason="gone", now=now,
-                        detail=(status.reason if status else "") or "The app is no longer running."):
-                    report.vanished.append(dep)
-            elif status.state == "failed":
-                if _fail(dep, status.reason or "The app exited.", now):
-                    report.vanished.append(dep)
+            if status is not None and status.state == "failed":
+                changed = _fail(dep, status.reason or "The app exited.", now)
+            else:
+                changed = stop(dep, reason="gone", now=now,
+                               detail=(status.reason if status else "") or "The app is no longer running.")
+            if changed:
+                report.vanished.append(dep)
         except Exception:
             report.errors += 1
             db.session.rollback()
             log.exception("reconcile: deployment %s failed; going on", dep.public_name)
-    known = {
-        dep.deployment_name
-        for dep in db.session.scalars(
-            select(Deployment).where(
-                Deployment.status.in_(LIVE_STATUSES), Deployment.backend == be.name
-            )
-        )
-    }
-    try:
-        leftovers = [ref for name, ref in be.list().items() if name not in known]
-    except Exception:
-        report.errors += 1
-        log.exception("reconcile: listing the backend failed")
-        leftovers = []
-    for ref in leftovers:
+    known = {dep.deployment_name for dep in live}
+    for name, ref in listed.items():
+        if name in known:
+            continue
         try:
             be.stop(ref)
             report.orphans_stopped.append(ref)
-            log.info("reconcile: stopped orphan %s", ref)
+            log.info("reconcile: stopped orphan %s", name)
         except Exception:
             report.errors += 1
-            log.exception("reconcile: stopping orphan %s failed; going on", ref)
+            log.exception("reconcile: stopping orphan %s failed; going on", name)
     return report

@@ -158,6 +158,9 @@ class Deployment(db.Model):
     latest_ping_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stop_reason: Mapped[str | None] = mapped_column(String(20))
+    # When a process last read this deployment's status from the backend; the
+    # conditional update on it lets one read a second through, across workers.
+    status_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     app: Mapped[VizApp] = relationship(back_populates="deployments")
 

@@ -30,6 +30,10 @@ IMAGE_RE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 DEFAULT_PORTS = {"dash": 8050, "bokeh": 5006}
+# A source path inside a container image: relative, plain characters, no "..".
+IMAGE_SOURCE_RE = re.compile(
+    r"^(?!.*(?:^|/)\.\.(?:/|$|:))[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}(?::[A-Za-z_][A-Za-z0-9_]*)?$"
+)
 
 
 class PublishError(ValueError):
@@ -164,13 +168,20 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
         try:
             values["source"], values["callable"] = resolve_source(settings.apps_dir, data.source)
         except ValueError as exc:
-            errors["source"] = str(exc)
+            if image and "image" not in errors and IMAGE_SOURCE_RE.match(data.source.strip()):
+                # not in the apps folder: a path inside the image (cluster backends)
+                path_text, _, callable_name = data.source.strip().partition(":")
+                values["source"], values["callable"] = path_text, callable_name or None
+            else:
+                errors["source"] = str(exc)
         if framework == "bokeh" and values.get("callable"):
             errors["source"] = "A Bokeh app is a script; give only its file, no ':callable'."
         if framework == "dash" and "source" not in errors and not values["callable"]:
             values["callable"] = "server"
     elif not image:
         errors["source"] = "Give the app's source file (or, for a cluster, its image)."
+    if settings.backend == "kubernetes" and not image and "image" not in errors:
+        errors["image"] = "Apps run on the cluster from a container image; give one."
 
     port_text = data.port.strip() or str(DEFAULT_PORTS.get(framework, 8050))
     try:

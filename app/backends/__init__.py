@@ -21,4 +21,8 @@ def make_backend(settings: Settings) -> Backend:
             port_max=settings.local_port_max,
             scheme=settings.local_scheme,
         )
+    if settings.backend == "kubernetes":
+        from .kube import KubeBackend
+
+        return KubeBackend(settings.kube)
     raise ValueError(f"unknown backend {settings.backend!r}")

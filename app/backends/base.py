@@ -40,6 +40,7 @@ class AppSpec:
     cpu: str = "500m"
     memory: str = "512Mi"
     env: dict[str, str] = field(default_factory=dict)
+    deployment_id: int = 0  # the database row's id, for labels
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,190 @@
+"""The Kubernetes backend: each viz deployment is a Deployment, a Service, a
+Traefik IngressRoute (and a Secret for its environment), made with the
+official ``kubernetes`` client straight from the Flask process.
+
+Manifests come from :mod:`kube_objects` (pure), calls go through
+:mod:`kube_calls` (timeouts, retries, 409 adopts, 404 is done), and pod
+states are read by :mod:`kube_status` (pure). Responses are handled as plain
+JSON dicts (``_preload_content=False``), which keeps the backend independent
+of the client's model classes and of the API server's version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from ..config import KubeSettings
+from . import kube_calls, kube_objects
+from .base import AppSpec, BackendError, BackendStatus
+from .kube_calls import KubeUnavailable
+from .kube_names import MANAGED_SELECTOR, name_for
+from .kube_status import pod_status
+
+log = logging.getLogger(__name__)
+RAW = {"_preload_content": False}
+
+
+def _data(response: Any) -> dict[str, Any]:
+    return json.loads(response.data or b"{}")
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return json.loads(exc.body or "{}").get("message") or str(exc.reason)
+    except (TypeError, ValueError):
+        return str(exc.reason)
+
+
+class KubeBackend:
+    name = "kubernetes"
+
+    def __init__(self, settings: KubeSettings, api_client: client.ApiClient | None = None) -> None:
+        self.kube = settings
+        self._api_client = api_client
+
+    # the client is made on first use, so creating the app makes no connection
+    @property
+    def api(self) -> client.ApiClient:
+        if self._api_client is None:
+            self._api_client = kube_calls.make_api_client(self.kube.context)
+        return self._api_client
+
+    def _call(self, fn: Any, *args: Any, what: str = "", **kwargs: Any) -> dict[str, Any]:
+        response = kube_calls.call(fn, *args, timeout=self.kube.request_timeout,
+                                   retries=self.kube.retries, what=what, **RAW, **kwargs)
+        return _data(response)
+
+    # ------------------------------------------------------------------ create
+    def create(self, spec: AppSpec) -> str:
+        if not spec.image:
+            raise BackendError("This app has no container image; publish it with an image to "
+                               "run it on the cluster.")
+        name = name_for(spec)
+        ns, kube = self.kube.namespace, self.kube
+        apps, core = client.AppsV1Api(self.api), client.CoreV1Api(self.api)
+        custom = client.CustomObjectsApi(self.api)
+        group, version = kube.traefik_api.split("/")
+        opts = dict(timeout=kube.request_timeout, retries=kube.retries)
+        secret = name if spec.env else None
+        try:
+            if secret:
+                kube_calls.create(partial(core.create_namespaced_secret, ns, **RAW),
+                                  partial(core.read_namespaced_secret, namespace=ns, **RAW),
+                                  kube_objects.make_secret(spec, name, kube), **opts)
+            deployment = _data(kube_calls.create(
+                partial(apps.create_namespaced_deployment, ns, **RAW),
+                partial(apps.read_namespaced_deployment, namespace=ns, **RAW),
+                kube_objects.make_deployment(spec, name, kube, secret=secret), **opts))
+            uid = deployment["metadata"]["uid"]
+            if secret:
+                owner = {"metadata": {"ownerReferences": [kube_objects.owner_reference(name, uid)]}}
+                self._call(core.patch_namespaced_secret, name, ns, owner, what=f"own Secret {name}")
+            kube_calls.create(partial(core.create_namespaced_service, ns, **RAW),
+                              partial(core.read_namespaced_service, namespace=ns, **RAW),
+                              kube_objects.make_service(spec, name, kube, uid), **opts)
+            kube_calls.create(
+                partial(custom.create_namespaced_custom_object, group, version, ns, "ingressroutes", **RAW),
+                lambda n, **kw: custom.get_namespaced_custom_object(group, version, ns, "ingressroutes", n, **RAW, **kw),
+                kube_objects.make_ingress_route(spec, name, kube, uid), **opts)
+        except (ApiException, KubeUnavailable) as exc:
+            self._cleanup(name, secret)
+            if isinstance(exc, ApiException):
+                if exc.status in (401, 403):
+                    raise BackendError("Dormouse is not allowed to create this app's objects in "
+                                       f"namespace {ns}: {_api_message(exc)}") from exc
+                raise BackendError(f"The cluster refused this app (HTTP {exc.status}): "
+                                   f"{_api_message(exc)}") from exc
+            raise BackendError(f"The cluster could not be reached: {exc}") from exc
+        log.info("created Deployment, Service and IngressRoute %s in %s", name, ns)
+        return self._ref(name, kube_objects.app_path(spec))
+
+    def _cleanup(self, name: str, secret: str | None) -> None:
+        """Remove what a failed create made. The Deployment owns the rest."""
+        try:
+            self._delete_deployment(name)
+            if secret:
+                core = client.CoreV1Api(self.api)
+                kube_calls.delete(partial(core.delete_namespaced_secret, namespace=self.kube.namespace, **RAW),
+                                  secret, timeout=self.kube.request_timeout, retries=self.kube.retries)
+        except (ApiException, KubeUnavailable):
+            log.exception("cleanup of %s failed; reconcile will remove leftovers", name)
+
+    @staticmethod
+    def _ref(name: str, path: str) -> str:
+        return json.dumps({"name": name, "path": path}, separators=(",", ":"))
+
+    @staticmethod
+    def _parse(ref: str) -> dict[str, str]:
+        try:
+            r = json.loads(ref)
+            return {"name": str(r["name"]), "path": str(r["path"])}
+        except (ValueError, TypeError, KeyError):
+            raise BackendError("Unreadable deployment reference.") from None
+
+    # ------------------------------------------------------------------ status
+    def status(self, ref: str) -> BackendStatus:
+        name = self._parse(ref)["name"]
+        ns, core = self.kube.namespace, client.CoreV1Api(self.api)
+        try:
+            pods = self._call(core.list_namespaced_pod, ns, what=f"list pods of {name}",
+                              label_selector=f"app.kubernetes.io/instance={name}")["items"]
+            pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+            if not pods:
+                apps = client.AppsV1Api(self.api)
+                try:
+                    self._call(apps.read_namespaced_deployment, name, ns, what=f"read Deployment {name}")
+                except ApiException as exc:
+                    if exc.status == 404:
+                        return BackendStatus("gone", reason="The app's Deployment no longer exists.")
+                    raise
+                return BackendStatus("starting", phase="Waiting for the app's pod to be created")
+            pod = max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+            state = pod_status(pod)
+            if state.state == "starting" and state.phase.startswith("Scheduled"):
+                events = self._call(core.list_namespaced_event, ns, what=f"events of {name}",
+                                    field_selector=f"involvedObject.name={pod['metadata']['name']}")
+                state = pod_status(pod, events.get("items") or [])
+            return state
+        except (ApiException, KubeUnavailable) as exc:
+            log.warning("status of %s unavailable: %s", name, exc)
+            return BackendStatus("starting", phase="Waiting for the cluster to answer")
+
+    # -------------------------------------------------------------------- stop
+    def _delete_deployment(self, name: str) -> bool:
+        apps = client.AppsV1Api(self.api)
+        return kube_calls.delete(
+            partial(apps.delete_namespaced_deployment, namespace=self.kube.namespace, **RAW),
+            name, timeout=self.kube.request_timeout, retries=self.kube.retries,
+            body={"propagationPolicy": "Background"})
+
+    def stop(self, ref: str) -> None:
+        """Delete the Deployment; its Service, IngressRoute and Secret go with
+        it (ownerReferences). Gone already is success."""
+        name = self._parse(ref)["name"]
+        try:
+            self._delete_deployment(name)
+        except (ApiException, KubeUnavailable) as exc:
+            raise BackendError(f"Could not delete {name}: {exc}") from exc
+
+    # -------------------------------------------------------------------- list
+    def list(self) -> dict[str, str]:
+        apps = client.AppsV1Api(self.api)
+        items = self._call(apps.list_namespaced_deployment, self.kube.namespace,
+                           what="list Deployments", label_selector=MANAGED_SELECTOR)["items"]
+        found = {}
+        for item in items:
+            meta = item.get("metadata") or {}
+            notes = meta.get("annotations") or {}
+            key = notes.get("dormouse.io/deployment-name") or meta["name"]
+            found[key] = self._ref(meta["name"], notes.get("dormouse.io/app-path", "/"))
+        return found
+
+    # --------------------------------------------------------------------- url
+    def url(self, ref: str, request_host: str) -> str:
+        return f"{self.kube.viz_scheme}://{self.kube.viz_host}{self._parse(ref)['path']}"

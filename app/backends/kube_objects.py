@@ -1,0 +1,223 @@
+"""Kubernetes manifests for one viz deployment, as pure functions.
+
+Each builder takes the app spec plus the few cluster settings it needs and
+returns a plain dict, ready for the ``kubernetes`` client; nothing here does
+I/O. The builders own the framework details (Dash's prefix variables, Bokeh's
+``--prefix`` and ``--allow-websocket-origin``), so app authors never set them.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from typing import Any
+
+from ..config import KubeSettings
+from .base import AppSpec
+from .kube_names import labels_for, selector_labels
+
+CONTAINER = "app"
+SERVICE_PORT = 80
+PREFIX_RE = re.compile(r"^/[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+/$")
+HOST_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+DEFAULT_SOURCE = {"dash": "app.py", "bokeh": "app.py"}
+
+Manifest = dict[str, Any]
+
+
+def _checked_prefix(spec: AppSpec) -> str:
+    if not PREFIX_RE.match(spec.prefix):  # slugs only: nothing else may reach a rule
+        raise ValueError(f"unsafe URL prefix {spec.prefix!r}")
+    return spec.prefix
+
+
+def bokeh_app(source: str) -> tuple[str, str]:
+    """What ``bokeh serve`` is given, and the app name it serves it under.
+
+    ``dir/main.py`` is a directory-format app named ``dir``; ``x.py`` is
+    named ``x``; a directory is named after itself."""
+    path = posixpath.normpath(source)
+    if path.endswith("/main.py"):
+        directory = posixpath.dirname(path)
+        return directory, posixpath.basename(directory)
+    if path.endswith(".py"):
+        return path, posixpath.basename(path)[:-3]
+    return path, posixpath.basename(path.rstrip("/"))
+
+
+def app_path(spec: AppSpec) -> str:
+    """The URL path the app answers at: the prefix (Dash) or prefix + app name (Bokeh)."""
+    prefix = _checked_prefix(spec)
+    if spec.framework == "bokeh" and not spec.command:
+        return prefix + bokeh_app(spec.source or DEFAULT_SOURCE["bokeh"])[1]
+    return prefix
+
+
+def container_args(spec: AppSpec, viz_host: str) -> list[str]:
+    """The container's command line (no shell is involved)."""
+    if spec.command:
+        return shlex.split(spec.command)
+    prefix = _checked_prefix(spec)
+    source = spec.source or DEFAULT_SOURCE[spec.framework]
+    if spec.framework == "dash":
+        directory, filename = posixpath.split(posixpath.normpath(source))
+        module = filename[:-3] if filename.endswith(".py") else filename
+        args = ["gunicorn", "--bind", f"0.0.0.0:{spec.port}", "--workers", "2", "--threads", "4",
+                "--access-logfile", "-"]
+        if directory:
+            args += ["--chdir", directory]
+        return args + [f"{module}:{spec.callable or 'server'}"]
+    target, _ = bokeh_app(source)
+    if not HOST_RE.match(viz_host):
+        raise ValueError(f"unsafe host {viz_host!r}")
+    return ["bokeh", "serve", target, "--address", "0.0.0.0", "--port", str(spec.port),
+            "--prefix", prefix, "--allow-websocket-origin", viz_host, "--use-xheaders",
+            "--num-procs", "1"]
+
+
+def owner_reference(deployment_name: str, deployment_uid: str) -> dict[str, Any]:
+    """Points an object at its Deployment, so deleting that collects it."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name,
+            "uid": deployment_uid, "controller": True}
+
+
+def _meta(spec: AppSpec, name: str, namespace: str, owner_uid: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels_for(spec, name),
+        "annotations": {"dormouse.io/deployment-name": spec.deployment_name,
+                        "dormouse.io/app-path": app_path(spec)},
+    }
+    if owner_uid:
+        meta["ownerReferences"] = [owner_reference(name, owner_uid)]
+    return meta
+
+
+def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str | None) -> Manifest:
+    prefix = _checked_prefix(spec)
+    env = [
+        {"name": "PORT", "value": str(spec.port)},
+        {"name": "DORMOUSE_PREFIX", "value": prefix},
+        {"name": "DORMOUSE_VIZ_HOST", "value": kube.viz_host},
+    ]
+    if spec.framework == "dash":
+        env += [{"name": "DASH_ROUTES_PATHNAME_PREFIX", "value": prefix},
+                {"name": "DASH_REQUESTS_PATHNAME_PREFIX", "value": prefix}]
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.image,
+        "args" if not spec.command else "command": container_args(spec, kube.viz_host),
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "env": env,
+        "resources": {
+            "requests": {"cpu": spec.cpu, "memory": spec.memory},
+            "limits": {"cpu": spec.cpu, "memory": spec.memory},
+        },
+        # Ready once the app answers under its prefix (Bokeh answers there
+        # with a redirect to the app, which counts as success).
+        "readinessProbe": {
+            "httpGet": {"path": prefix, "port": "http"},
+            "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": "http"},
+            "initialDelaySeconds": 30, "periodSeconds": 15, "failureThreshold": 4,
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if secret:
+        container["envFrom"] = [{"secretRef": {"name": secret}}]
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 10,
+    }
+    if kube.node_selector:
+        pod_spec["nodeSelector"] = dict(kube.node_selector)
+    if kube.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in kube.tolerations]
+    if kube.image_pull_secret:
+        pod_spec["imagePullSecrets"] = [{"name": kube.image_pull_secret}]
+    labels = labels_for(spec, name)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(spec, name, kube.namespace),
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 1,
+            "progressDeadlineSeconds": 600,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector_labels(name)},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def make_secret(spec: AppSpec, name: str, kube: KubeSettings) -> Manifest:
+    """The app's environment, kept out of the Deployment's literal values.
+    Made before the Deployment (so its pod never waits for it) and given its
+    ownerReference once the Deployment exists."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(spec, name, kube.namespace),
+        "stringData": dict(spec.env),
+    }
+
+
+def make_service(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(spec, name, kube.namespace, owner_uid),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(name),
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def route_rule(viz_host: str, prefix: str) -> str:
+    """Traefik's match rule. Both parts are validated first: backticks,
+    spaces or parentheses can never reach the rule."""
+    if not HOST_RE.match(viz_host):
+        raise ValueError(f"unsafe host {viz_host!r}")
+    if not PREFIX_RE.match(prefix):
+        raise ValueError(f"unsafe URL prefix {prefix!r}")
+    return f"Host(`{viz_host}`) && PathPrefix(`{prefix}`)"
+
+
+def make_ingress_route(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -> Manifest:
+    route: dict[str, Any] = {
+        "kind": "Rule",
+        "match": route_rule(kube.viz_host, _checked_prefix(spec)),
+        "services": [{"name": name, "port": SERVICE_PORT}],
+    }
+    if kube.middlewares:
+        route["middlewares"] = [
+            {"name": m.split("/")[-1], **({"namespace": m.split("/")[0]} if "/" in m else {})}
+            for m in kube.middlewares
+        ]
+    return {
+        "apiVersion": kube.traefik_api,
+        "kind": "IngressRoute",
+        "metadata": _meta(spec, name, kube.namespace, owner_uid),
+        "spec": {
+            "entryPoints": [kube.entrypoint],
+            "routes": [route],
+            "tls": {"certResolver": kube.cert_resolver},
+        },
+    }
