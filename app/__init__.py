@@ -67,6 +67,7 @@ def _configure_logging(app: Flask) -> None:
             level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     logging.getLogger("app").setLevel(level)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job bookkeeping is noise
 
 
 def _configure_sqlite(engine: Engine) -> None:

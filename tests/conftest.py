@@ -101,12 +101,7 @@ def _postgres_admin_url() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL") or None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'any.db'}"
-        return
+def _fresh_postgres_db() -> Iterator[str]:
     admin = _postgres_admin_url()
     if admin is None:
         pytest.fail(
@@ -124,6 +119,21 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_db_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database."""
+    yield from _fresh_postgres_db()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'any.db'}"
+        return
+    yield from _fresh_postgres_db()
 
 
 @pytest.fixture
