@@ -28,6 +28,7 @@ dev: install
 
 test: install
 	scripts/test-system-deps.sh
+	scripts/kube-test-cluster.sh build
 	TEST_POSTGRES_URL="$$(scripts/test-postgres.sh)" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

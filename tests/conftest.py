@@ -186,3 +186,56 @@ def alice(app: Flask) -> User:
 @pytest.fixture
 def wave(alice: User) -> VizApp:
     return make_app(alice, "wave", description="A wave.")
+
+
+# --- Kubernetes tiers (see tests/kube_tiers.py) --------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real kube-apiserver + etcd + kube-controller-manager on loopback, with
+    Traefik's CRDs; built once into a cache outside the repo
+    (scripts/kube-test-cluster.sh)."""
+    from tests.kube_real import RealCluster
+
+    cluster = RealCluster.start(tmp_path_factory.mktemp("kube-real"))
+    try:
+        cluster.install_crds()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_kube(tmp_path_factory: pytest.TempPathFactory):
+    from tests.kube_fake import FakeKubeAPI
+
+    fake = FakeKubeAPI().start()
+    kubeconfig = fake.write_kubeconfig(tmp_path_factory.mktemp("kube-fake") / "kubeconfig")
+    try:
+        yield fake, kubeconfig
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(params=["real", "fake"])
+def kube_tier(request: pytest.FixtureRequest):
+    """One Kubernetes tier, with a fresh namespace, for the shared lifecycle tests."""
+    from tests.kube_tiers import Tier, new_namespace_name
+
+    namespace = new_namespace_name()
+    if request.param == "real":
+        cluster = request.getfixturevalue("real_cluster")
+        cluster.create_namespace(namespace)
+        yield Tier("real", str(cluster.kubeconfig), namespace, cluster.api_client())
+        return
+    fake, kubeconfig = request.getfixturevalue("fake_kube")
+    fake.add_namespace(namespace)
+    fake.clear_faults()
+    admin = fake.api_client()
+    try:
+        yield Tier("fake", str(kubeconfig), namespace, admin, fake=fake)
+    finally:
+        fake.clear_faults()
+        admin.close()
+        assert not fake.errors, fake.errors

@@ -231,7 +231,10 @@ def test_watched_pid_death_stops_the_app(tracker: Tracker, monkeypatch: pytest.M
         backend = tracker.backend()  # watch_pid=None: taken from the env var
         ref = tracker.create(backend, spec("dash", "dash-wave/app.py", "gina-watch-d4"))
         pgid = json.loads(ref)["pid"]
-        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")
+        deadline = time.monotonic() + 10  # until the child has exec'd the watchdog
+        while b"--watch-pid" not in (cmdline := Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")):
+            assert time.monotonic() < deadline, cmdline
+            time.sleep(0.05)
         assert cmdline[cmdline.index(b"--watch-pid") + 1] == str(dormouse.pid).encode()
         assert wait_state(backend, ref).state == "running"
         assert len(group_members(pgid)) >= 3

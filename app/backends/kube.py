@@ -5,7 +5,7 @@ official ``kubernetes`` client straight from the Flask process.
 Manifests come from :mod:`kube_objects` (pure), calls go through
 :mod:`kube_calls` (timeouts, retries, 409 adopts, 404 is done), and pod
 states are read by :mod:`kube_status` (pure). Responses are handled as plain
-JSON dicts (``_preload_content=False``), which keeps the backend independent
+JSON dicts (:func:`kube_calls.as_json`), which keeps the backend independent
 of the client's model classes and of the API server's version.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -22,18 +21,11 @@ from kubernetes.client.exceptions import ApiException
 from ..config import KubeSettings
 from . import kube_calls, kube_objects
 from .base import AppSpec, BackendError, BackendStatus
-from .kube_calls import KubeUnavailable
+from .kube_calls import KubeUnavailable, as_json
 from .kube_names import MANAGED_SELECTOR, name_for
 from .kube_status import pod_status
 
 log = logging.getLogger(__name__)
-RAW = {"_preload_content": False}
-
-
-def _data(response: Any) -> dict[str, Any]:
-    return json.loads(response.data or b"{}")
-
-
 def _api_message(exc: ApiException) -> str:
     try:
         return json.loads(exc.body or "{}").get("message") or str(exc.reason)
@@ -56,9 +48,8 @@ class KubeBackend:
         return self._api_client
 
     def _call(self, fn: Any, *args: Any, what: str = "", **kwargs: Any) -> dict[str, Any]:
-        response = kube_calls.call(fn, *args, timeout=self.kube.request_timeout,
-                                   retries=self.kube.retries, what=what, **RAW, **kwargs)
-        return _data(response)
+        return kube_calls.call(as_json(fn), *args, timeout=self.kube.request_timeout,
+                               retries=self.kube.retries, what=what, **kwargs)
 
     # ------------------------------------------------------------------ create
     def create(self, spec: AppSpec) -> str:
@@ -74,23 +65,23 @@ class KubeBackend:
         secret = name if spec.env else None
         try:
             if secret:
-                kube_calls.create(partial(core.create_namespaced_secret, ns, **RAW),
-                                  partial(core.read_namespaced_secret, namespace=ns, **RAW),
+                kube_calls.create(as_json(core.create_namespaced_secret, ns),
+                                  as_json(core.read_namespaced_secret, namespace=ns),
                                   kube_objects.make_secret(spec, name, kube), **opts)
-            deployment = _data(kube_calls.create(
-                partial(apps.create_namespaced_deployment, ns, **RAW),
-                partial(apps.read_namespaced_deployment, namespace=ns, **RAW),
-                kube_objects.make_deployment(spec, name, kube, secret=secret), **opts))
+            deployment = kube_calls.create(
+                as_json(apps.create_namespaced_deployment, ns),
+                as_json(apps.read_namespaced_deployment, namespace=ns),
+                kube_objects.make_deployment(spec, name, kube, secret=secret), **opts)
             uid = deployment["metadata"]["uid"]
             if secret:
                 owner = {"metadata": {"ownerReferences": [kube_objects.owner_reference(name, uid)]}}
                 self._call(core.patch_namespaced_secret, name, ns, owner, what=f"own Secret {name}")
-            kube_calls.create(partial(core.create_namespaced_service, ns, **RAW),
-                              partial(core.read_namespaced_service, namespace=ns, **RAW),
+            kube_calls.create(as_json(core.create_namespaced_service, ns),
+                              as_json(core.read_namespaced_service, namespace=ns),
                               kube_objects.make_service(spec, name, kube, uid), **opts)
             kube_calls.create(
-                partial(custom.create_namespaced_custom_object, group, version, ns, "ingressroutes", **RAW),
-                lambda n, **kw: custom.get_namespaced_custom_object(group, version, ns, "ingressroutes", n, **RAW, **kw),
+                as_json(custom.create_namespaced_custom_object, group, version, ns, "ingressroutes"),
+                as_json(custom.get_namespaced_custom_object, group, version, ns, "ingressroutes"),
                 kube_objects.make_ingress_route(spec, name, kube, uid), **opts)
         except (ApiException, KubeUnavailable) as exc:
             self._cleanup(name, secret)
@@ -110,7 +101,7 @@ class KubeBackend:
             self._delete_deployment(name)
             if secret:
                 core = client.CoreV1Api(self.api)
-                kube_calls.delete(partial(core.delete_namespaced_secret, namespace=self.kube.namespace, **RAW),
+                kube_calls.delete(as_json(core.delete_namespaced_secret, namespace=self.kube.namespace),
                                   secret, timeout=self.kube.request_timeout, retries=self.kube.retries)
         except (ApiException, KubeUnavailable):
             log.exception("cleanup of %s failed; reconcile will remove leftovers", name)
@@ -159,7 +150,7 @@ class KubeBackend:
     def _delete_deployment(self, name: str) -> bool:
         apps = client.AppsV1Api(self.api)
         return kube_calls.delete(
-            partial(apps.delete_namespaced_deployment, namespace=self.kube.namespace, **RAW),
+            as_json(apps.delete_namespaced_deployment, namespace=self.kube.namespace),
             name, timeout=self.kube.request_timeout, retries=self.kube.retries,
             body={"propagationPolicy": "Background"})
 

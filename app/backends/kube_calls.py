@@ -11,7 +11,9 @@ so that this is the one retry policy.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import time
 from typing import Any, Callable, TypeVar
@@ -39,9 +41,27 @@ def make_api_client(context: str | None = None) -> client.ApiClient:
         configuration = client.Configuration.get_default_copy()
     except config.ConfigException:
         configuration = client.Configuration()
-        config.load_kube_config(context=context, client_configuration=configuration)
+        # The client reads KUBECONFIG once, at import; read it now instead.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context,
+                                client_configuration=configuration)
     configuration.retries = False  # ours are in call(); urllib3's would hide faults
     return client.ApiClient(configuration)
+
+
+def as_json(fn: Callable[..., Any], *bound: Any, **bound_kw: Any) -> Callable[..., dict[str, Any]]:
+    """``fn`` with leading arguments bound, answering the response body as a
+    plain dict (``_preload_content=False``, read in full, connection released):
+    independent of the client's model classes and the server's version."""
+
+    def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        response = fn(*bound, *args, _preload_content=False, **bound_kw, **kwargs)
+        try:
+            return json.loads(response.data or b"{}")
+        finally:
+            response.release_conn()
+
+    run.__name__ = getattr(fn, "__name__", "call")
+    return run
 
 
 def _retry_after(exc: ApiException) -> float | None:
