@@ -102,6 +102,10 @@ def apps_publish(owner: str, title: str, framework: str, source: str, image: str
 def demo_load() -> None:
     """Publish the demo apps (idempotent: existing ones are left alone)."""
     settings = current_app.config["DORMOUSE"]
+    if settings.backend != "local":
+        click.echo(f"Skipped: the demos run from examples/ on the local backend, not on "
+                   f"BACKEND={settings.backend}. Publish apps with an image instead.")
+        return
     owner = get_user(DEMO_OWNER)
     if owner is None:
         import secrets

@@ -110,3 +110,32 @@ def test_deployments_stop(runner, app, fake_backend, alice):
     again = runner.invoke(args=["deployments", "stop", "alice/wave"])
     assert again.exit_code == 1 and "no live deployment" in again.output
     assert runner.invoke(args=["deployments", "stop", "alice/nope"]).exit_code == 1
+
+
+def test_cluster_apps_are_published_by_image(tmp_path):
+    from tests.conftest import build_app, make_settings
+
+    app = build_app(make_settings(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.example.org"))
+    runner = app.test_cli_runner()
+    with app.app_context():
+        runner.invoke(args=["users", "create", "alice"], input="s3cret-pass\n")
+        no_image = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "wave",
+                                       "--framework", "dash", "--source", "dash-wave/app.py"])
+        assert no_image.exit_code == 1 and "container image" in no_image.output
+        bad_image = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "wave",
+                                        "--framework", "dash", "--image", "Not An Image"])
+        assert bad_image.exit_code == 1 and "valid image reference" in bad_image.output
+        ok = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "wave",
+                                 "--framework", "dash", "--image", "ghcr.io/alice/wave:1.0",
+                                 "--source", "src/app.py:server", "--env", "API_KEY=k"])
+        assert ok.exit_code == 0, ok.output
+        viz = db.session.scalar(select(VizApp).where(VizApp.title == "wave"))
+        assert (viz.image, viz.source, viz.callable) == ("ghcr.io/alice/wave:1.0", "src/app.py", "server")
+        escape = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
+                                     "--framework", "dash", "--image", "ghcr.io/a/b:1",
+                                     "--source", "../../etc/passwd"])
+        assert escape.exit_code == 1
+        skipped = runner.invoke(args=["demo", "load"])
+        assert skipped.exit_code == 0 and "Skipped" in skipped.output
+        db.session.remove()
+        db.engine.dispose()

@@ -77,3 +77,20 @@ def test_defaults_and_cluster_only_apps(app, alice):
     assert image_only.source is None and image_only.image == "ghcr.io/me/app:1.0"
     with pytest.raises(PublishError, match="no ':callable'"):
         publish(alice, AppInput(title="e", framework="bokeh", source="bokeh-sliders/main.py:x"), settings)
+
+
+@pytest.mark.parametrize("image, ok", [
+    ("nginx", True), ("ghcr.io/alice/wave:1.0", True), ("registry.example.org:5000/team/app:v2.1-rc", True),
+    ("alice/wave@sha256:" + "a" * 64, True), ("localhost:5000/x", True),
+    ("Alice/Wave", False), ("wave:1.0 --privileged", False), ("wave`x`", False), ("wave:", False),
+    ("-wave", False), ("a" * 501, False),
+])
+def test_image_references(app, alice, image, ok):
+    data = AppInput(title="img", framework="dash", image=image)
+    settings = app.config["DORMOUSE"]
+    if ok:
+        assert publish(alice, data, settings).image == image
+    else:
+        with pytest.raises(PublishError) as info:
+            publish(alice, data, settings)
+        assert "image" in info.value.errors
