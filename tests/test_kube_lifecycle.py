@@ -18,6 +18,7 @@ from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests import kubelet
+from tests.serving import wait_for
 from tests.conftest import CSRFClient, build_app, make_app, make_settings, make_user
 
 pytestmark = pytest.mark.timeout(300)
@@ -63,14 +64,6 @@ def objects(tier, name: str) -> dict[str, bool]:
     }
 
 
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(client, title="wave") -> Deployment:
@@ -105,7 +98,7 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     kubelet.make_pulling(kube_tier.core, kube_tier.namespace, pod.metadata.name)
     kubelet.emit_event(kube_tier.core, kube_tier.namespace, pod, "Pulling", f'Pulling image "{IMAGE}"')
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
-    assert wait_until(lambda: "Pulling the image" in poll(client)["phase"], 10, "the pulling phase")
+    assert wait_for(lambda: "Pulling the image" in poll(client)["phase"], 10, "the pulling phase")
 
     # while starting, at most one status read a second however many pages poll
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 1.0)
@@ -119,7 +112,7 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     assert 1 <= pod_lists <= int(elapsed) + 1
 
     kubelet.make_ready(kube_tier.core, kube_tier.namespace, pod.metadata.name)
-    data = wait_until(lambda: (s := poll(client))["status"] == "running" and s, 10, "running")
+    data = wait_for(lambda: (s := poll(client))["status"] == "running" and s, 10, "running")
     assert data["url"] == f"https://viz.test/alice/wave/{dep.public_name}/"
 
     # the hot path: polls and pings of a running app make no API call at all
@@ -135,7 +128,7 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     assert [d.id for d, _ in report.stopped] == [dep.id]
     db.session.refresh(dep)
     assert dep.status == "stopped" and dep.stop_reason == "idle"
-    wait_until(lambda: not any(objects(kube_tier, name).values()), 90,
+    wait_for(lambda: not any(objects(kube_tier, name).values()), 90,
                "the Deployment and everything it owns to be gone")
 
 
@@ -160,11 +153,11 @@ def test_failures_are_fast_and_plain(kube_app, kube_tier, monkeypatch, how, expe
     else:
         kubelet.make_unschedulable(core, ns, pod.metadata.name,
                                    "0/3 nodes are available: 3 Insufficient cpu.")
-    data = wait_until(lambda: (s := poll(client))["status"] == "failed" and s, 10, "failed")
+    data = wait_for(lambda: (s := poll(client))["status"] == "failed" and s, 10, "failed")
     assert expected in data["reason"]
     html = client.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
     assert "could not start" in html and "Try again" in html
-    wait_until(lambda: not objects(kube_tier, name)["deployment"], 30, "the failed Deployment to go")
+    wait_for(lambda: not objects(kube_tier, name)["deployment"], 30, "the failed Deployment to go")
 
 
 def test_reconcile_removes_orphans_and_marks_vanished(kube_app, kube_tier, monkeypatch):
@@ -179,7 +172,7 @@ def test_reconcile_removes_orphans_and_marks_vanished(kube_app, kube_tier, monke
     dep = start(client)
     name, pod = pod_of(kube_tier, dep)
     kubelet.make_ready(kube_tier.core, kube_tier.namespace, pod.metadata.name)
-    wait_until(lambda: poll(client)["status"] == "running", 10, "running")
+    wait_for(lambda: poll(client)["status"] == "running", 10, "running")
     response = kube_tier.apps.delete_namespaced_deployment(name, kube_tier.namespace, _request_timeout=10,
                                                            _preload_content=False)
     response.read()
@@ -197,7 +190,7 @@ def test_reconcile_removes_orphans_and_marks_vanished(kube_app, kube_tier, monke
     db.session.refresh(dep)
     assert dep.status == "stopped" and dep.stop_reason == "gone"
     assert len(report.orphans_stopped) == 1 and ghost_name in report.orphans_stopped[0]
-    wait_until(lambda: not any(objects(kube_tier, ghost_name).values()), 90, "the orphan to go")
+    wait_for(lambda: not any(objects(kube_tier, ghost_name).values()), 90, "the orphan to go")
     assert lifecycle.reconcile().orphans_stopped == []
 
 

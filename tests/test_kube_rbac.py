@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests import kubelet
+from tests.serving import wait_for
 from tests.conftest import CSRFClient, build_app, make_app, make_settings, make_user
 from tests.kube_tiers import Tier
 
@@ -74,13 +74,6 @@ def used(entries) -> set[tuple[str, str, str]]:
     return found
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tmp_path, monkeypatch):
@@ -105,10 +98,10 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
         pod = kubelet.wait_for_pod(tier.core, APPS_NS, f"app.kubernetes.io/instance={name}")
         kubelet.make_pulling(tier.core, APPS_NS, pod.metadata.name)
         kubelet.emit_event(tier.core, APPS_NS, pod, "Pulling", "Pulling image")
-        wait_until(lambda: "Pulling" in web.get("/alice/wave/viz/status", headers=JSON).get_json()["phase"],
+        wait_for(lambda: "Pulling" in web.get("/alice/wave/viz/status", headers=JSON).get_json()["phase"],
                    10, "the pulling phase")
         kubelet.make_ready(tier.core, APPS_NS, pod.metadata.name)
-        wait_until(lambda: web.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "running",
+        wait_for(lambda: web.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "running",
                    10, "running")
         report = lifecycle.sweep(now=utcnow() + timedelta(seconds=5),
                                  lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300))
@@ -120,7 +113,7 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
         bname = json.loads(broken.backend_ref)["name"]
         bpod = kubelet.wait_for_pod(tier.core, APPS_NS, f"app.kubernetes.io/instance={bname}")
         kubelet.make_waiting(tier.core, APPS_NS, bpod.metadata.name, "CrashLoopBackOff", "back-off")
-        wait_until(lambda: web.get("/alice/broken/viz/status", headers=JSON).get_json()["status"] == "failed",
+        wait_for(lambda: web.get("/alice/broken/viz/status", headers=JSON).get_json()["status"] == "failed",
                    10, "failed")
 
         # a create that fails halfway cleans up after itself (here: a Traefik
