@@ -172,7 +172,8 @@ cmd_build() {
     log "[3/5] unpacking the Kubernetes $KUBE_VERSION source tree"
     rm -rf "$src" "$work/src.tmp"
     mkdir -p "$work/src.tmp"
-    tar -xf "$(ls "$dl"/kubernetes_*.orig.tar.* | head -n 1)" -C "$work/src.tmp"
+    local orig=("$dl"/kubernetes_*.orig.tar.*)
+    tar -xf "${orig[0]}" -C "$work/src.tmp"
     local top
     top="$(find "$work/src.tmp" -mindepth 1 -maxdepth 1 -type d)"
     [[ -n "$top" && -f "$top/Makefile" ]] || die "unexpected layout of the kubernetes tarball"
@@ -251,7 +252,7 @@ EOF
     "$root/usr/bin/etcd" "$work/keygen/sa-keygen" "$cache/bin.tmp/"
   "$cache/bin.tmp/kube-apiserver" --version >&2
   "$cache/bin.tmp/etcd" --version | head -n 1 >&2
-  rm -rf "$cache/bin"
+  rm -rf "${cache:?}/bin"
   mv "$cache/bin.tmp" "$cache/bin"
   local secs=$((SECONDS - t0))
   {
@@ -412,7 +413,7 @@ cmd_start() {
   } >"$dir/tokens.csv"
   chmod 600 "$dir/tokens.csv"
 
-  local attempt ports etcd_port peer_port api_port ca="$dir/certs/apiserver.crt"
+  local attempt etcd_port peer_port api_port ca="$dir/certs/apiserver.crt"
   for attempt in 1 2 3; do
     read -r etcd_port peer_port api_port <<<"$(free_ports 3)"
     log "starting etcd on 127.0.0.1:$etcd_port (state in $dir)"
@@ -482,6 +483,7 @@ EOF
 
   if [[ -n "${DORMOUSE_KUBE_WATCH_PID:-}" ]]; then
     local watched="$DORMOUSE_KUBE_WATCH_PID"
+    # shellcheck disable=SC2016  # expanded by the watchdog's own shell
     setsid bash -c '
       while kill -0 "$1" 2>/dev/null && [[ -f "$2/kube-apiserver.pid" ]]; do sleep 1; done
       [[ -f "$2/kube-apiserver.pid" ]] && DORMOUSE_KUBE_IN_WATCHDOG=1 "$3" stop "$2"
@@ -521,8 +523,8 @@ term_kill() {
   done
   ((${#pids[@]})) || return 0
   kill -TERM "${pids[@]}" 2>/dev/null || true
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     kill -0 "${pids[@]}" 2>/dev/null || break  # true while any is alive
     sleep 0.1
   done
@@ -532,7 +534,7 @@ term_kill() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     kill -0 "${pids[@]}" 2>/dev/null || break
     sleep 0.1
   done
