@@ -19,7 +19,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import lifecycle
+from . import lifecycle, sweep
 from .auth import AccountError, create_user, get_user
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
@@ -181,7 +181,7 @@ def sweep_command() -> None:
     with lease(SWEEP_LEASE, ttl=max(120.0, settings.sweep_interval * 2)) as held:
         if not held:
             _fail("another sweep is running (the sweep lease is held); try again shortly")
-        report = lifecycle.sweep()
+        report = sweep.sweep()
     for dep, detail in report.stopped:
         click.echo(f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}")
     for dep in report.failed:
@@ -199,7 +199,7 @@ def sweep_command() -> None:
 @click.command("reconcile")
 def reconcile_command() -> None:
     """Make the database and the backend agree (stop orphans, mark vanished)."""
-    report = lifecycle.reconcile()
+    report = sweep.reconcile()
     for dep in report.vanished:
         click.echo(f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
     for ref in report.orphans_stopped:

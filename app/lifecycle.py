@@ -9,7 +9,6 @@ partial unique index makes simultaneous first visits share one deployment.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -161,16 +160,18 @@ def _launch(dep: Deployment, now: datetime) -> None:
         ref = backend().create(spec_for(dep))
     except BackendError as exc:
         log.warning("deployment %s: could not start: %s", dep.public_name, exc)
-        _fail(dep, str(exc), now)
+        fail(dep, str(exc), now)
         return
     except Exception:
         log.exception("deployment %s: backend error while starting", dep.public_name)
-        _fail(dep, "The server could not start this app (internal error).", now)
+        fail(dep, "The server could not start this app (internal error).", now)
         return
     _transition(dep, ("starting",), backend_ref=ref, phase="Starting the app")
 
 
-def _fail(dep: Deployment, reason: str, now: datetime) -> bool:
+def fail(dep: Deployment, reason: str, now: datetime) -> bool:
+    """Mark a live deployment failed with ``reason`` and stop what the backend
+    started; report whether this call made the change."""
     changed = _transition(
         dep,
         LIVE_STATUSES,
@@ -234,7 +235,7 @@ def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False
     s = settings()
     age = (now - dep.created_at).total_seconds()
     if age > s.start_timeout:
-        _fail(dep, f"The app did not become ready within {s.start_timeout:.0f} seconds.", now)
+        fail(dep, f"The app did not become ready within {s.start_timeout:.0f} seconds.", now)
         return dep
     if not dep.backend_ref or not _due_for_read(dep, now, force):
         return dep
@@ -247,9 +248,9 @@ def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False
         if _transition(dep, ("starting",), status="running", ready_at=now, phase="Ready"):
             log.info("deployment %s: running after %.1fs", dep.public_name, age)
     elif status.state == "failed":
-        _fail(dep, status.reason or "The app exited while starting.", now)
+        fail(dep, status.reason or "The app exited while starting.", now)
     elif status.state == "gone":
-        _fail(dep, status.reason or "The app's process disappeared before it was ready.", now)
+        fail(dep, status.reason or "The app's process disappeared before it was ready.", now)
     elif status.phase and status.phase != dep.phase:
         _transition(dep, ("starting",), phase=status.phase[:200])
     return dep
@@ -303,107 +304,3 @@ def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: s
     log.info("deployment %s: stopped (%s) %s", dep.public_name, reason, detail)
     _stop_backend(dep)
     return True
-
-
-# --- the sweep ---------------------------------------------------------------
-
-
-@dataclass
-class SweepReport:
-    ran: bool = True
-    stopped: list[tuple[Deployment, str]] = field(default_factory=list)  # (deployment, detail)
-    failed: list[Deployment] = field(default_factory=list)
-    vanished: list[Deployment] = field(default_factory=list)
-    orphans_stopped: list[str] = field(default_factory=list)
-    errors: int = 0
-
-
-def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
-    """One pass: reconcile with the backend (so a lost app is reported as gone,
-    not idle), then fail deployments that never started and stop idle ones."""
-    now = now or utcnow()
-    lim = lim or limits()
-    report = reconcile(now=now)
-    ids = db.session.scalars(
-        select(Deployment.id).where(Deployment.status.in_(LIVE_STATUSES)).order_by(Deployment.id)
-    ).all()
-    for dep_id in ids:
-        try:
-            dep = db.session.get(Deployment, dep_id)
-            if dep is None or not dep.is_live:
-                continue
-            if dep.status == "starting":
-                refresh(dep, now=now, force=True)
-                if dep.status == "failed":
-                    report.failed.append(dep)
-                    continue
-            verdict = idle.decide(
-                now=now, status=dep.status, created_at=dep.created_at,
-                latest_load_at=dep.latest_load_at, latest_ping_at=dep.latest_ping_at, limits=lim,
-            )
-            if not verdict.stop:
-                continue
-            if verdict.reason == "start-timeout":
-                if _fail(dep, f"The app did not become ready: {verdict.detail}.", now):
-                    report.failed.append(dep)
-            elif stop(dep, reason="idle", now=now, detail=verdict.detail, if_unchanged=True):
-                report.stopped.append((dep, verdict.detail))
-        except Exception:
-            report.errors += 1
-            db.session.rollback()
-            log.exception("sweep: deployment id %s failed; going on", dep_id)
-    return report
-
-
-def reconcile(*, now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
-    """Make the database and the backend agree, from one listing of the backend.
-
-    Running rows whose app is no longer listed are marked stopped (``gone``),
-    or failed when the backend knows it crashed; things the backend runs that
-    no live row knows (orphans, e.g. after a crash) are stopped. Rows are read
-    *after* the listing, and every row exists before its backend object is
-    created, so a deployment being created is never taken for an orphan.
-    """
-    now = now or utcnow()
-    report = report or SweepReport()
-    be = backend()
-    listed_at = utcnow()
-    try:
-        listed = be.list()
-    except Exception:
-        report.errors += 1
-        log.exception("reconcile: listing the backend failed")
-        return report
-    live = db.session.scalars(
-        select(Deployment).where(Deployment.status.in_(LIVE_STATUSES), Deployment.backend == be.name)
-    ).all()
-    for dep in live:
-        vanished = (dep.status == "running" and dep.ready_at is not None
-                    and dep.ready_at < listed_at and dep.deployment_name not in listed)
-        if not vanished:
-            continue
-        try:
-            status = be.status(dep.backend_ref) if dep.backend_ref else None
-            if status is not None and status.state == "failed":
-                changed = _fail(dep, status.reason or "The app exited.", now)
-            else:
-                changed = stop(dep, reason="gone", now=now,
-                               detail=(status.reason if status else "") or "The app is no longer running.")
-            if changed:
-                report.vanished.append(dep)
-        except Exception:
-            report.errors += 1
-            db.session.rollback()
-            log.exception("reconcile: deployment %s failed; going on", dep.public_name)
-    known = {dep.deployment_name for dep in live}
-    for name, ref in listed.items():
-        if name in known:
-            continue
-        try:
-            be.stop(ref)
-            report.orphans_stopped.append(ref)
-            log.info("reconcile: stopped orphan %s", name)
-        except Exception:
-            report.errors += 1
-            log.exception("reconcile: stopping orphan %s failed; going on", name)
-    return report

@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 
-from . import lifecycle
+from . import lifecycle, sweep
 from .extensions import db
 from .models import SchedulerLease, utcnow
 
@@ -82,15 +82,15 @@ def lease(name: str, ttl: float, holder: str = HOLDER) -> Iterator[bool]:
                 log.exception("could not release lease %s", name)
 
 
-def run_sweep(app: Flask) -> lifecycle.SweepReport:
+def run_sweep(app: Flask) -> sweep.SweepReport:
     """One sweep under the lease, inside an app context (the scheduler's job)."""
     with app.app_context():
         settings = lifecycle.settings()
         with lease(SWEEP_LEASE, ttl=max(120.0, settings.sweep_interval * 2)) as held:
             if not held:
                 log.debug("sweep: another worker holds the lease")
-                return lifecycle.SweepReport(ran=False)
-            report = lifecycle.sweep()
+                return sweep.SweepReport(ran=False)
+            report = sweep.sweep()
         if report.stopped or report.failed or report.vanished or report.orphans_stopped:
             log.info(
                 "sweep: stopped %d idle, %d failed to start, %d vanished, %d orphans",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import lifecycle
+from app import lifecycle, sweep
 from app.backends.local import group_alive
 from app.extensions import db
 from app.idle import IdleLimits
@@ -90,7 +90,7 @@ def test_whole_lifecycle(real_app, framework, title):
 
     pgid = json.loads(dep.backend_ref)["pid"]
     assert group_alive(pgid)
-    report = lifecycle.sweep(now=utcnow() + timedelta(seconds=5),
+    report = sweep.sweep(now=utcnow() + timedelta(seconds=5),
                              lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=120))
     assert [d.id for d, _ in report.stopped] == [dep.id]
     db.session.refresh(dep)

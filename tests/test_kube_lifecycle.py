@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from app import lifecycle
+from app import lifecycle, sweep
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
@@ -123,7 +123,7 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     assert requests_log.count() == 0
 
     # idle: the sweep deletes the Deployment; ownerReferences collect the rest
-    report = lifecycle.sweep(now=utcnow() + timedelta(seconds=5),
+    report = sweep.sweep(now=utcnow() + timedelta(seconds=5),
                              lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300))
     assert [d.id for d, _ in report.stopped] == [dep.id]
     db.session.refresh(dep)
@@ -185,13 +185,13 @@ def test_reconcile_removes_orphans_and_marks_vanished(kube_app, kube_tier, monke
     db.session.commit()
     assert ghost_name in json.dumps(backend.list())
 
-    report = lifecycle.reconcile()
+    report = sweep.reconcile()
     assert [d.id for d in report.vanished] == [dep.id]
     db.session.refresh(dep)
     assert dep.status == "stopped" and dep.stop_reason == "gone"
     assert len(report.orphans_stopped) == 1 and ghost_name in report.orphans_stopped[0]
     wait_for(lambda: not any(objects(kube_tier, ghost_name).values()), 90, "the orphan to go")
-    assert lifecycle.reconcile().orphans_stopped == []
+    assert sweep.reconcile().orphans_stopped == []
 
 
 def test_create_is_idempotent_and_adopts_existing_objects(kube_app, kube_tier):

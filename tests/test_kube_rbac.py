@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from app import lifecycle
+from app import lifecycle, sweep
 from app.backends.base import AppSpec, BackendError
 from app.extensions import db
 from app.idle import IdleLimits
@@ -103,7 +103,7 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
         kubelet.make_ready(tier.core, APPS_NS, pod.metadata.name)
         wait_for(lambda: web.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "running",
                    10, "running")
-        report = lifecycle.sweep(now=utcnow() + timedelta(seconds=5),
+        report = sweep.sweep(now=utcnow() + timedelta(seconds=5),
                                  lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300))
         assert len(report.stopped) == 1 and report.errors == 0
 
@@ -133,7 +133,7 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
         backend.stop(backend.create(again))
 
         # reconcile: lists, and finds nothing left over
-        assert lifecycle.reconcile().errors == 0
+        assert sweep.reconcile().errors == 0
         db.session.remove()
         db.engine.dispose()
 

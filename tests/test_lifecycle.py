@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from app import lifecycle
+from app import lifecycle, sweep
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, VizApp, utcnow
@@ -126,7 +126,7 @@ def test_sweep_stops_idle_keeps_watched(any_app, fake):
         deps[viz.title] = dep
     lifecycle.record_ping(deps["watched"], now=now - timedelta(seconds=10))
     lifecycle.record_load(deps["loaded"], now=now - timedelta(seconds=10))
-    report = lifecycle.sweep(now=now, lim=TINY)
+    report = sweep.sweep(now=now, lim=TINY)
     assert [d.app.title for d, _ in report.stopped] == ["idle"]
     assert deps["idle"].status == "stopped" and deps["idle"].stop_reason == "idle"
     assert deps["idle"].backend_ref in fake.stopped
@@ -135,7 +135,7 @@ def test_sweep_stops_idle_keeps_watched(any_app, fake):
 
 def test_sweep_fails_a_deployment_stuck_starting(any_app, fake, wave):
     dep = lifecycle.ensure_deployment(wave, now=utcnow() - timedelta(seconds=1000))
-    report = lifecycle.sweep(lim=TINY)
+    report = sweep.sweep(lim=TINY)
     assert report.failed == [dep] and dep.status == "failed"
 
 
@@ -155,12 +155,12 @@ def test_sweep_goes_on_after_an_error(any_app, fake):
         original(ref)
 
     fake.stop = flaky
-    report = lifecycle.sweep(lim=TINY)
+    report = sweep.sweep(lim=TINY)
     # a's row is stopped (the backend will be cleaned by reconcile); b is too
     assert {d.app.title for d, _ in report.stopped} == {"a", "b"}
     fake.stop = original
     fake.extra = {a.deployment_name: a.backend_ref}  # still running in the backend
-    report = lifecycle.reconcile()
+    report = sweep.reconcile()
     assert report.orphans_stopped == [a.backend_ref]
 
 
@@ -170,14 +170,14 @@ def test_reconcile_marks_vanished_and_stops_orphans(any_app, fake, wave):
     lifecycle.refresh(dep, force=True)
     fake.extra = {"alice-ghost-default-abcdef": "fake:ghost"}
     fake.states.pop(dep.backend_ref)  # the process died with the server
-    report = lifecycle.reconcile()
+    report = sweep.reconcile()
     assert report.vanished == [dep] and dep.status == "stopped" and dep.stop_reason == "gone"
     assert report.orphans_stopped == ["fake:ghost"]
 
 
 def test_reconcile_leaves_a_deployment_being_created_alone(any_app, fake, wave):
     dep = lifecycle.ensure_deployment(wave)
-    report = lifecycle.reconcile()  # starting: listed by the backend under its row's name
+    report = sweep.reconcile()  # starting: listed by the backend under its row's name
     assert report.orphans_stopped == [] and dep.status == "starting"
 
 
