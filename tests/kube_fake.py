@@ -4,7 +4,7 @@ client through a kubeconfig, with fault injection a real apiserver can't do.
 It behaves like kube-apiserver 1.20 with a controller manager for what Dormouse uses
 (namespaces, deployments with their replicasets and pods, services, secrets, configmaps,
 events, and Traefik IngressRoutes/Middlewares under traefik.io and traefik.containo.us);
-the semantics live in tests/kube_fake_store.py. Use::
+the semantics live in tests/kube_fake_store.py and the kube_fake_* modules it uses. Use::
 
     fake = FakeKubeAPI().start()
     api = fake.api_client()      # or new_client_from_config(config_file=fake.write_kubeconfig(p))
@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
-from .kube_fake_store import CRD_FILE, RESOURCES, ApiError, Res, Store
+from .kube_fake_resources import CRD_FILE, RESOURCES, ApiError, Res
+from .kube_fake_store import Store
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
            405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",

@@ -1,78 +1,33 @@
 """The fake Kubernetes API server (tests/kube_fake.py), driven by the real ``kubernetes``
-client through a kubeconfig, as the Kubernetes backend will drive it."""
+client through a kubeconfig, as the Kubernetes backend will drive it: transport and auth,
+namespaces, create/read/list/update/patch/delete, validation, selectors, custom objects.
+Controllers and garbage collection are in test_kube_fake_controllers.py, fault injection
+in test_kube_fake_faults.py."""
 
 from __future__ import annotations
 
 import base64
 import json
 import threading
-import time
-import uuid
 
 import pydantic
 import pytest
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .kube_fake import FakeKubeAPI
-
-NS = "viz"
-IR = ("traefik.io", "v1alpha1")
-
-
-@pytest.fixture
-def fake():
-    with FakeKubeAPI() as server:
-        server.add_namespace(NS)
-        yield server
-        assert server.errors == []
-
-
-def kube_client(fake: FakeKubeAPI, tmp_path, retries=False) -> client.ApiClient:
-    """Through the kubeconfig, as the backend will; ``retries=False`` shows raw faults."""
-    configuration = client.Configuration()
-    configuration.retries = retries
-    return config.new_client_from_config(config_file=str(fake.write_kubeconfig(tmp_path / "kc")),
-                                         client_configuration=configuration)
-
-
-@pytest.fixture
-def api(fake, tmp_path):
-    return kube_client(fake, tmp_path)
-
-
-@pytest.fixture
-def apps(api):
-    return client.AppsV1Api(api)
-
-
-@pytest.fixture
-def core(api):
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture
-def custom(api):
-    return client.CustomObjectsApi(api)
-
-
-def deployment(name="web", labels=None, **spec):
-    labels = labels or {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": {**labels, "tier": "viz"}},
-            "spec": {"selector": {"matchLabels": labels}, "strategy": {"type": "Recreate"},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                         {"name": "app", "image": "example/app:1",
-                          "ports": [{"containerPort": 8050}],
-                          "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}]}},
-                     **spec}}
-
-
-def owned_by(dep, name: str, kind="Service", **extra) -> dict:
-    return {"metadata": {"name": name, "ownerReferences": [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep.metadata.name,
-         "uid": dep.metadata.uid, "controller": True}]}, **extra}
+from .kube_fake_fixtures import (
+    IR,
+    NS,
+    deployment,
+    fixture_api,  # noqa: F401 - pytest fixture
+    fixture_apps,  # noqa: F401 - pytest fixture
+    fixture_core,  # noqa: F401 - pytest fixture
+    fixture_custom,  # noqa: F401 - pytest fixture
+    fixture_fake,  # noqa: F401 - pytest fixture
+    status_of,
+)
 
 
 def raw(fake: FakeKubeAPI, method: str, path: str, body=None) -> tuple[int, dict]:
@@ -80,23 +35,6 @@ def raw(fake: FakeKubeAPI, method: str, path: str, body=None) -> tuple[int, dict
     answer = urllib3.request(method, fake.url + path, json=body,
                              headers={"Authorization": f"Bearer {fake.token}"}, retries=False)
     return answer.status, answer.json()
-
-
-def status_of(excinfo) -> dict:
-    return json.loads(excinfo.value.body)
-
-
-def pods_of(core, name="web"):
-    return core.list_namespaced_pod(NS, label_selector=f"app={name}").items
-
-
-def set_ready(core, pod, ready: bool):
-    return core.patch_namespaced_pod_status(pod.metadata.name, NS, {"status": {
-        "phase": "Running",
-        "conditions": [{"type": "Ready", "status": str(ready)},
-                       {"type": "ContainersReady", "status": str(ready)}],
-        "containerStatuses": [{"name": "app", "ready": ready, "restartCount": 0, "image": "x",
-                               "imageID": "", "state": {"running": {}}}]}})
 
 
 # -- transport, auth, namespaces --------------------------------------------------------------
@@ -251,135 +189,6 @@ def test_owner_references_are_validated(fake):
     assert code == 422 and body["details"]["causes"][0]["field"] == "metadata.ownerReferences.uid"
 
 
-def test_deployment_controller_makes_a_pod_and_tracks_readiness(apps, core):
-    dep = apps.create_namespaced_deployment(NS, deployment())
-    [pod] = pods_of(core)
-    assert pod.metadata.name.startswith("web-") and pod.status.phase == "Pending"
-    assert pod.metadata.labels["app"] == "web" and "pod-template-hash" in pod.metadata.labels
-    assert pod.spec.containers[0].image == "example/app:1"
-    assert pod.status.qos_class == "Guaranteed"
-    [owner] = pod.metadata.owner_references
-    assert owner.kind == "ReplicaSet" and owner.controller
-    rs = client.AppsV1Api(apps.api_client).read_namespaced_replica_set(owner.name, NS)
-    assert rs.metadata.owner_references[0].uid == dep.metadata.uid
-
-    status = apps.read_namespaced_deployment_status("web", NS).status
-    assert status.replicas == 1 and status.ready_replicas is None  # zero counts are omitted
-    assert {c.type: c.status for c in status.conditions}["Available"] == "False"
-
-    set_ready(core, pod, True)
-    status = apps.read_namespaced_deployment("web", NS).status
-    assert status.ready_replicas == 1 and status.available_replicas == 1
-    assert status.unavailable_replicas is None
-    assert {c.type: c.status for c in status.conditions}["Available"] == "True"
-
-    set_ready(core, pod, False)
-    status = apps.read_namespaced_deployment("web", NS).status
-    assert status.ready_replicas is None and status.available_replicas is None
-
-
-def test_pod_status_patch_merges_by_key(apps, core):
-    apps.create_namespaced_deployment(NS, deployment())
-    [pod] = pods_of(core)
-    set_ready(core, pod, True)
-    patched = core.patch_namespaced_pod_status(pod.metadata.name, NS, {"status": {
-        "conditions": [{"type": "PodScheduled", "status": "True"}],
-        "containerStatuses": [{"name": "app", "restartCount": 3}]}})
-    assert {c.type for c in patched.status.conditions} == {
-        "Ready", "ContainersReady", "PodScheduled"}
-    [container] = patched.status.container_statuses
-    assert container.restart_count == 3 and container.ready is True
-    assert patched.spec.containers[0].name == "app"  # a status write leaves spec alone
-
-
-def test_replicaset_replaces_deleted_pods_and_scales(apps, core):
-    apps.create_namespaced_deployment(NS, deployment())
-    [first] = pods_of(core)
-    deleted = core.delete_namespaced_pod(first.metadata.name, NS)
-    assert deleted.metadata.name == first.metadata.name  # pods answer with the object
-    [second] = pods_of(core)
-    assert second.metadata.name != first.metadata.name
-    apps.patch_namespaced_deployment_scale("web", NS, {"spec": {"replicas": 0}})
-    assert pods_of(core) == []
-    assert apps.read_namespaced_deployment("web", NS).status.replicas is None
-    apps.patch_namespaced_deployment("web", NS, {"spec": {"replicas": 2}})
-    assert len(pods_of(core)) == 2
-
-
-def test_template_change_rolls_out_a_new_replicaset(fake, apps, core):
-    apps.create_namespaced_deployment(NS, deployment(revisionHistoryLimit=1))
-    [first] = pods_of(core)
-    for tag in ("2", "3", "4"):
-        rolled = apps.patch_namespaced_deployment("web", NS, {"spec": {"template": {"metadata": {
-            "annotations": {"restartedAt": tag}}}}})
-    [pod] = pods_of(core)  # Recreate: the old pod went first
-    assert pod.metadata.name != first.metadata.name
-    assert pod.metadata.annotations == {"restartedAt": "4"}
-    dep = apps.read_namespaced_deployment("web", NS)
-    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "4"
-    assert dep.status.observed_generation == rolled.metadata.generation == 4
-    replicasets = fake.objects("replicasets", NS)  # the new one plus revisionHistoryLimit old
-    assert [rs["spec"]["replicas"] for rs in replicasets].count(0) == 1 and len(replicasets) == 2
-
-
-# -- garbage collection -----------------------------------------------------------------------
-def make_owned(core, custom, dep):
-    core.create_namespaced_service(NS, owned_by(dep, "web", spec={"ports": [{"port": 80}]}))
-    core.create_namespaced_secret(NS, owned_by(dep, "web", stringData={"K": "v"}))
-    custom.create_namespaced_custom_object(*IR, NS, "ingressroutes", {
-        "apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", **owned_by(dep, "web", spec={
-            "routes": [{"kind": "Rule", "match": "Host(`x`)",
-                        "services": [{"name": "web", "port": 80}]}]})})
-
-
-def remaining(fake):
-    return {kind: [o["metadata"]["name"] for o in fake.objects(kind, NS)]
-            for kind in ("deployments", "replicasets", "pods", "services", "secrets",
-                         "ingressroutes")}
-
-
-@pytest.mark.parametrize("policy", [None, "Background", "Foreground"])
-def test_deleting_a_deployment_collects_what_it_owns(fake, apps, core, custom, policy):
-    dep = apps.create_namespaced_deployment(NS, deployment())
-    make_owned(core, custom, dep)
-    answer = apps.delete_namespaced_deployment("web", NS, propagation_policy=policy)
-    if policy == "Foreground":  # the object, marked, until its dependents are gone
-        assert answer["metadata"]["finalizers"] == ["foregroundDeletion"]
-        assert answer["metadata"]["deletionTimestamp"]
-    else:
-        assert answer["kind"] == "Status" and answer["status"] == "Success"
-    assert all(not names for names in remaining(fake).values()), remaining(fake)
-
-
-def test_orphan_keeps_dependents_and_drops_references(fake, apps, core, custom):
-    dep = apps.create_namespaced_deployment(NS, deployment())
-    make_owned(core, custom, dep)
-    apps.delete_namespaced_deployment("web", NS, body={"propagationPolicy": "Orphan"})
-    left = remaining(fake)
-    assert left["deployments"] == [] and left["services"] == ["web"] and len(left["pods"]) == 1
-    assert core.read_namespaced_service("web", NS).metadata.owner_references is None
-
-
-def test_dangling_owner_reference_is_collected(fake, core):
-    core.create_namespaced_secret(NS, {"metadata": {"name": "s", "ownerReferences": [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gone",
-         "uid": str(uuid.uuid4())}]}})
-    assert fake.objects("secrets", NS) == []
-
-
-def test_gc_delay_makes_collection_asynchronous(tmp_path):
-    with FakeKubeAPI(gc_delay=0.3) as fake:
-        fake.add_namespace(NS)
-        api = kube_client(fake, tmp_path)
-        apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-        dep = apps.create_namespaced_deployment(NS, deployment())
-        core.create_namespaced_secret(NS, owned_by(dep, "web"))
-        apps.delete_namespaced_deployment("web", NS)
-        assert fake.objects("secrets", NS) and fake.objects("pods", NS)
-        time.sleep(0.6)
-        assert fake.objects("secrets", NS) == [] and fake.objects("pods", NS) == []
-
-
 # -- services, secrets, events ------------------------------------------------------------------
 def test_services(fake, core):
     svc = core.create_namespaced_service(NS, {
@@ -492,92 +301,7 @@ def test_traefik_io_schema_prunes_and_validates(custom):
     assert e.value.status == 415
 
 
-# -- faults -----------------------------------------------------------------------------------
-def test_503_then_success(fake, apps):
-    fault = fake.inject(method="POST", path_re=r"/deployments$", status=503, times=2)
-    for _ in range(2):
-        with pytest.raises(ApiException) as e:
-            apps.create_namespaced_deployment(NS, deployment())
-        assert e.value.status == 503
-        assert status_of(e)["reason"] == "ServiceUnavailable" and status_of(e)["kind"] == "Status"
-    assert fake.objects("deployments", NS) == []  # a failed request does nothing
-    assert apps.create_namespaced_deployment(NS, deployment()).metadata.uid
-    assert fault.hits == 2 and fake.count("POST", "/deployments") == 3
-
-
-def test_429_carries_retry_after(fake, core):
-    fake.inject(method="GET", path_re="/pods", status=429, retry_after=7)
-    with pytest.raises(ApiException) as e:
-        core.list_namespaced_pod(NS)
-    assert e.value.status == 429 and e.value.headers["Retry-After"] == "7"
-    assert status_of(e)["reason"] == "TooManyRequests"
-    assert status_of(e)["details"]["retryAfterSeconds"] == 7
-    fake.inject(path_re="/pods", status=429, body="Too many requests, please try again later.\n")
-    with pytest.raises(ApiException) as e:  # what 1.20's max-in-flight filter really sends
-        core.list_namespaced_pod(NS)
-    assert e.value.body.startswith("Too many") and "text/plain" in e.value.headers["Content-Type"]
-
-
-def test_delay_makes_the_client_time_out_but_the_request_lands(fake, core):
-    fake.inject(method="POST", path_re="/secrets", delay=1.0)
-    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
-        core.create_namespaced_secret(NS, {"metadata": {"name": "s"}}, _request_timeout=0.2)
-    assert [s["metadata"]["name"] for s in fake.objects("secrets", NS)] == ["s"]
-
-
-def test_reset_aborts_the_connection(fake, core):
-    fake.inject(method="GET", path_re="/secrets", reset=True)
-    with pytest.raises(urllib3.exceptions.ProtocolError):
-        core.list_namespaced_secret(NS)
-    assert core.list_namespaced_secret(NS).items == []  # the next one is fine
-
-
-def test_default_client_retries_hide_idempotent_faults(fake, tmp_path):
-    """Without ``configuration.retries = False``, urllib3 retries GET/PUT/DELETE three times
-    on resets and timeouts, and honours Retry-After on 413/429/503 for them."""
-    core = client.CoreV1Api(kube_client(fake, tmp_path, retries=None))
-    fake.inject(method="GET", path_re="/secrets", reset=True)
-    assert core.list_namespaced_secret(NS).items == []  # hidden
-    fake.inject(method="GET", path_re="/secrets", reset=True, times=4)
-    with pytest.raises(urllib3.exceptions.MaxRetryError):
-        core.list_namespaced_secret(NS)
-    fake.inject(method="GET", path_re="/secrets", delay=0.5, times=4)
-    with pytest.raises(urllib3.exceptions.MaxRetryError):
-        core.list_namespaced_secret(NS, _request_timeout=0.1)
-    fake.inject(method="GET", path_re="/secrets", status=503, retry_after=0)
-    assert core.list_namespaced_secret(NS).items == []  # hidden
-    fake.inject(method="POST", path_re="/secrets", reset=True)
-    with pytest.raises(urllib3.exceptions.ProtocolError):  # POST is never retried
-        core.create_namespaced_secret(NS, {"metadata": {"name": "s"}})
-
-
-def test_fault_matching_and_clearing(fake, core):
-    fault = fake.inject(method="DELETE", path_re=r"/secrets/env$", status=500, times=None)
-    core.create_namespaced_secret(NS, {"metadata": {"name": "env"}})  # other method: untouched
-    for _ in range(3):
-        with pytest.raises(ApiException) as e:
-            core.delete_namespaced_secret("env", NS)
-        assert e.value.status == 500 and status_of(e)["reason"] == "InternalError"
-    assert fault.hits == 3
-    fake.clear_faults()
-    assert core.delete_namespaced_secret("env", NS)["status"] == "Success"
-    with pytest.raises(ValueError):
-        fake.inject(method="GET")
-
-
-def test_request_counting(fake, apps, core):
-    fake.reset_requests()
-    apps.create_namespaced_deployment(NS, deployment())
-    apps.read_namespaced_deployment("web", NS)
-    core.list_namespaced_pod(NS, label_selector="app=web")
-    assert fake.count() == 3 and fake.count("GET") == 2
-    assert fake.count(path_contains="/deployments") == 2 and fake.count("POST", "/pods") == 0
-    assert fake.requests[-1] == ("GET", f"/api/v1/namespaces/{NS}/pods",
-                                 {"labelSelector": "app=web"})
-    fake.reset_requests()
-    assert fake.count() == 0
-
-
+# -- concurrency ------------------------------------------------------------------------------
 def test_concurrent_writes(fake, core):
     errors = []
 
