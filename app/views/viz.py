@@ -10,6 +10,8 @@ reason and a retry button when failed, a restart button when stopped.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import (Blueprint, Response, abort, current_app, jsonify, make_response,
                    render_template, request)
 
@@ -23,16 +25,16 @@ bp = Blueprint("viz", __name__, url_prefix="/<owner>/<title>/viz")
 STOP_POLLING = 286  # htmx: stop polling this element
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def status_payload(app: VizApp, dep: Deployment | None) -> dict[str, object]:
+def status_payload(dep: Deployment | None) -> dict[str, object]:
     """The status as plain data, for JSON and for the partial."""
     if dep is None:
-        return {"status": "none", "reason": "", "phase": "", "url": None, "created_at": None,
-                "ready_at": None, "latest_load_at": None, "latest_ping_at": None,
-                "elapsed": 0}
+        return {"status": "none", "reason": "", "stop_reason": None, "phase": "", "url": None,
+                "public_name": None, "created_at": None, "ready_at": None,
+                "latest_load_at": None, "latest_ping_at": None, "stopped_at": None, "elapsed": 0}
     url = None
     if dep.status == "running" and dep.backend_ref:
         try:
@@ -61,7 +63,7 @@ def _wants_json() -> bool:
 
 
 def status_response(app: VizApp, dep: Deployment | None) -> Response:
-    payload = status_payload(app, dep)
+    payload = status_payload(dep)
     if _wants_json():
         response = jsonify(payload)
     else:
