@@ -21,7 +21,7 @@ class IdleLimits:
 @dataclass(frozen=True)
 class Verdict:
     stop: bool
-    reason: str  # "" when kept; "idle" or "start-timeout" when stopped
+    kind: str  # "" when kept; "idle" or "start-timeout" when stopped
     detail: str  # a sentence for logs and the admin view
 
 

@@ -57,7 +57,7 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
             )
             if not verdict.stop:
                 continue
-            if verdict.reason == "start-timeout":
+            if verdict.kind == "start-timeout":
                 if fail(dep, f"The app did not become ready: {verdict.detail}.", now):
                     report.failed.append(dep)
             elif stop(dep, reason="idle", now=now, detail=verdict.detail, if_unchanged=True):
@@ -69,7 +69,7 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
     return report
 
 
-def reconcile(*, now: datetime | None = None, report: SweepReport | None = None) -> SweepReport:
+def reconcile(*, now: datetime | None = None) -> SweepReport:
     """Make the database and the backend agree, from one listing of the backend.
 
     Running rows whose app is no longer listed are marked stopped (``gone``),
@@ -79,7 +79,7 @@ def reconcile(*, now: datetime | None = None, report: SweepReport | None = None)
     created, so a deployment being created is never taken for an orphan.
     """
     now = now or utcnow()
-    report = report or SweepReport()
+    report = SweepReport()
     be = backend()
     listed_at = utcnow()
     try:

@@ -15,7 +15,7 @@ def ago(seconds: float | None):
 
 
 @pytest.mark.parametrize(
-    "status, created, load, ping, stop, reason",
+    "status, created, load, ping, stop, kind",
     [
         # fresh page load keeps it, whatever the ping says
         ("running", 4000, 10, None, False, ""),
@@ -41,11 +41,11 @@ def ago(seconds: float | None):
         # starting within the start limit but idle for longer than the (shorter) limits
     ],
 )
-def test_decide(status, created, load, ping, stop, reason):
+def test_decide(status, created, load, ping, stop, kind):
     verdict = decide(now=NOW, status=status, created_at=ago(created), latest_load_at=ago(load),
                      latest_ping_at=ago(ping), limits=LIMITS)
     assert verdict.stop is stop
-    assert verdict.reason == reason
+    assert verdict.kind == kind
     assert verdict.detail  # always explains itself
 
 
@@ -58,5 +58,5 @@ def test_separate_limits_can_be_tuned_independently():
     assert not kept.stop
     stopped = decide(now=NOW, status="running", created_at=ago(8000), latest_load_at=ago(7201),
                      latest_ping_at=ago(31), limits=limits)
-    assert stopped.stop and stopped.reason == "idle"
+    assert stopped.stop and stopped.kind == "idle"
     assert "7201" in stopped.detail and "31" in stopped.detail

@@ -31,12 +31,10 @@ def visible_app(owner: str, title: str) -> VizApp:
 @bp.get("/")
 def index():
     query = select(VizApp).join(User).order_by(VizApp.created_at.desc(), VizApp.id.desc())
-    if current_user.is_authenticated and current_user.is_admin:
-        pass
-    elif current_user.is_authenticated:
-        query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
-    else:
+    if not current_user.is_authenticated:
         query = query.where(VizApp.is_public.is_(True))
+    elif not current_user.is_admin:  # admins see every app
+        query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
     apps = db.session.scalars(query).all()
     return render_template("gallery.html", apps=apps,
                            live=lifecycle.live_deployments([app.id for app in apps]))
