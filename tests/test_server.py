@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 def server(tmp_path):
-    live = LiveServer(tmp_path, SWEEP_INTERVAL="1", IDLE_LOAD_TIMEOUT="4", IDLE_PING_TIMEOUT="2",
+    live = LiveServer(tmp_path, SWEEP_INTERVAL="1", IDLE_LOAD_TIMEOUT="4", IDLE_PING_TIMEOUT="3",
                       PING_INTERVAL="1")
     try:
         yield live
