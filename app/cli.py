@@ -24,7 +24,7 @@ from .auth import AccountError, create_user, get_user
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
 from .publishing import AppInput, PublishError, publish
-from .scheduler import SWEEP_LEASE, lease
+from .scheduler import sweep_under_lease
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 apps_cli = AppGroup("apps", help="Manage published apps.")
@@ -177,11 +177,9 @@ def deployments_stop(app_path: str) -> None:
 @click.command("sweep")
 def sweep_command() -> None:
     """Run one sweep now with the configured limits; print what it stopped."""
-    settings = current_app.config["DORMOUSE"]
-    with lease(SWEEP_LEASE, ttl=max(120.0, settings.sweep_interval * 2)) as held:
-        if not held:
-            _fail("another sweep is running (the sweep lease is held); try again shortly")
-        report = sweep.sweep()
+    report = sweep_under_lease()
+    if not report.ran:
+        _fail("another sweep is running (the sweep lease is held); try again shortly")
     for dep, detail in report.stopped:
         click.echo(f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}")
     for dep in report.failed:

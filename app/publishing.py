@@ -19,8 +19,8 @@ from .extensions import db
 from .models import FRAMEWORKS, User, VizApp
 from .slugs import slug_error
 
+# Python names (a Dash callable) and environment variable names alike.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CPU_RE = re.compile(r"^(?:(\d{1,6})m|(\d{1,3})(?:\.(\d{1,3}))?)$")
 MEMORY_RE = re.compile(r"^(\d{1,7})(Mi|Gi)$")
 # A container image reference: [registry[:port]/]path[:tag][@digest], lowercase path.
@@ -90,7 +90,7 @@ def parse_env(text: str) -> tuple[dict[str, str], str | None]:
         name = name.strip()
         if not sep:
             return {}, f"Line {number}: write KEY=VALUE."
-        if not ENV_NAME_RE.match(name):
+        if not IDENTIFIER_RE.match(name):
             return {}, f"Line {number}: {name!r} is not a valid variable name."
         if name in env:
             return {}, f"Line {number}: {name} is set twice."

@@ -82,15 +82,20 @@ def lease(name: str, ttl: float, holder: str = HOLDER) -> Iterator[bool]:
                 log.exception("could not release lease %s", name)
 
 
+def sweep_under_lease() -> sweep.SweepReport:
+    """One sweep, if no other worker or replica is sweeping (``ran`` False then)."""
+    ttl = max(120.0, lifecycle.settings().sweep_interval * 2)
+    with lease(SWEEP_LEASE, ttl=ttl) as held:
+        if not held:
+            log.debug("sweep: another worker holds the lease")
+            return sweep.SweepReport(ran=False)
+        return sweep.sweep()
+
+
 def run_sweep(app: Flask) -> sweep.SweepReport:
-    """One sweep under the lease, inside an app context (the scheduler's job)."""
+    """The scheduler's job: a sweep under the lease, inside an app context."""
     with app.app_context():
-        settings = lifecycle.settings()
-        with lease(SWEEP_LEASE, ttl=max(120.0, settings.sweep_interval * 2)) as held:
-            if not held:
-                log.debug("sweep: another worker holds the lease")
-                return sweep.SweepReport(ran=False)
-            report = sweep.sweep()
+        report = sweep_under_lease()
         if report.stopped or report.failed or report.vanished or report.orphans_stopped:
             log.info(
                 "sweep: stopped %d idle, %d failed to start, %d vanished, %d orphans",

@@ -25,6 +25,9 @@ from app.extensions import db
 from app.models import User, VizApp
 from app.publishing import AppInput, publish
 
+# The fake API server's own fixtures (fake, api, apps, core, custom).
+pytest_plugins = ["tests.kube_fake_fixtures"]
+
 EXAMPLES = REPO_ROOT / "examples"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 

@@ -1,7 +1,7 @@
 """Fixtures and helpers shared by the fake apiserver's tests (tests/test_kube_fake*.py): a
 started FakeKubeAPI with the namespace NS, real ``kubernetes`` clients on it through a
-kubeconfig, and a Deployment builder. Each test file imports the fixtures it uses
-(``fixture_fake`` is the fixture ``fake``, and so on)."""
+kubeconfig, and a Deployment builder. tests/conftest.py loads the fixtures as a plugin;
+the helpers are imported where used."""
 
 from __future__ import annotations
 

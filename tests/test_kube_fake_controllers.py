@@ -15,11 +15,6 @@ from .kube_fake_fixtures import (
     IR,
     NS,
     deployment,
-    fixture_api,  # noqa: F401 - pytest fixture
-    fixture_apps,  # noqa: F401 - pytest fixture
-    fixture_core,  # noqa: F401 - pytest fixture
-    fixture_custom,  # noqa: F401 - pytest fixture
-    fixture_fake,  # noqa: F401 - pytest fixture
     kube_client,
 )
 

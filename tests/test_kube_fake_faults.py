@@ -12,10 +12,6 @@ from kubernetes.client.exceptions import ApiException
 from .kube_fake_fixtures import (
     NS,
     deployment,
-    fixture_api,  # noqa: F401 - pytest fixture
-    fixture_apps,  # noqa: F401 - pytest fixture
-    fixture_core,  # noqa: F401 - pytest fixture
-    fixture_fake,  # noqa: F401 - pytest fixture
     kube_client,
     status_of,
 )

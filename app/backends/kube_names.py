@@ -10,12 +10,11 @@ deployments never share a name.
 from __future__ import annotations
 
 import hashlib
-import re
 
+from ..config import DNS_LABEL_RE
 from .base import AppSpec
 
 MAX_NAME = 63
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MANAGED_BY = "dormouse"
 LABEL_PREFIX = "dormouse.io"
 

@@ -13,14 +13,14 @@ import re
 import shlex
 from typing import Any
 
-from ..config import KubeSettings
+from ..config import HOSTNAME_RE, KubeSettings
 from .base import AppSpec
+from .frameworks import DEFAULT_DASH_CALLABLE, bokeh_app, dash_prefix_env
 from .kube_names import labels_for, selector_labels
 
 CONTAINER = "app"
 SERVICE_PORT = 80
 PREFIX_RE = re.compile(r"^/[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+/$")
-HOST_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 DEFAULT_SOURCE = {"dash": "app.py", "bokeh": "app.py"}
 
 Manifest = dict[str, Any]
@@ -30,20 +30,6 @@ def _checked_prefix(spec: AppSpec) -> str:
     if not PREFIX_RE.match(spec.prefix):  # slugs only: nothing else may reach a rule
         raise ValueError(f"unsafe URL prefix {spec.prefix!r}")
     return spec.prefix
-
-
-def bokeh_app(source: str) -> tuple[str, str]:
-    """What ``bokeh serve`` is given, and the app name it serves it under.
-
-    ``dir/main.py`` is a directory-format app named ``dir``; ``x.py`` is
-    named ``x``; a directory is named after itself."""
-    path = posixpath.normpath(source)
-    if path.endswith("/main.py"):
-        directory = posixpath.dirname(path)
-        return directory, posixpath.basename(directory)
-    if path.endswith(".py"):
-        return path, posixpath.basename(path)[:-3]
-    return path, posixpath.basename(path.rstrip("/"))
 
 
 def app_path(spec: AppSpec) -> str:
@@ -67,9 +53,9 @@ def container_args(spec: AppSpec, viz_host: str) -> list[str]:
                 "--access-logfile", "-"]
         if directory:
             args += ["--chdir", directory]
-        return args + [f"{module}:{spec.callable or 'server'}"]
+        return args + [f"{module}:{spec.callable or DEFAULT_DASH_CALLABLE}"]
     target, _ = bokeh_app(source)
-    if not HOST_RE.match(viz_host):
+    if not HOSTNAME_RE.match(viz_host):
         raise ValueError(f"unsafe host {viz_host!r}")
     return ["bokeh", "serve", target, "--address", "0.0.0.0", "--port", str(spec.port),
             "--prefix", prefix, "--allow-websocket-origin", viz_host, "--use-xheaders",
@@ -103,8 +89,7 @@ def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str
         {"name": "DORMOUSE_VIZ_HOST", "value": kube.viz_host},
     ]
     if spec.framework == "dash":
-        env += [{"name": "DASH_ROUTES_PATHNAME_PREFIX", "value": prefix},
-                {"name": "DASH_REQUESTS_PATHNAME_PREFIX", "value": prefix}]
+        env += [{"name": k, "value": v} for k, v in dash_prefix_env(prefix).items()]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -193,7 +178,7 @@ def make_service(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -
 def route_rule(viz_host: str, prefix: str) -> str:
     """Traefik's match rule. Both parts are validated first: backticks,
     spaces or parentheses can never reach the rule."""
-    if not HOST_RE.match(viz_host):
+    if not HOSTNAME_RE.match(viz_host):
         raise ValueError(f"unsafe host {viz_host!r}")
     if not PREFIX_RE.match(prefix):
         raise ValueError(f"unsafe URL prefix {prefix!r}")

@@ -19,11 +19,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.backends.base import AppSpec, BackendError
+from app.backends.frameworks import DEFAULT_DASH_CALLABLE, bokeh_app, dash_prefix_env
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def dash_launch(spec: AppSpec, target: Path, *, python: str, bind_host: str, por
     module = target.stem
     if not module.isidentifier():
         raise BackendError(f"{target.name!r} cannot be imported as a Python module.")
-    attr = spec.callable or "server"
+    attr = spec.callable or DEFAULT_DASH_CALLABLE
     if not attr.isidentifier():
         raise BackendError(
             f"The WSGI callable must be a module-level name such as 'server', not {attr!r}."
@@ -99,15 +101,15 @@ def dash_launch(spec: AppSpec, target: Path, *, python: str, bind_host: str, por
 
 def bokeh_launch(spec: AppSpec, target: Path, *, python: str, apps_dir: Path, bind_host: str,
                  public_host: str, port: int) -> Launch:
+    serve_path, app_name = bokeh_app(spec.source or "")
+    if serve_path != posixpath.normpath(spec.source or ""):
+        target = target.parent  # directory-format app (dir/main.py): serve its directory
     if target.is_dir():
         if not (target / "main.py").is_file():
             raise BackendError(f"Bokeh app directory {spec.source!r} has no main.py.")
-        app_name, cwd = target.name, target
-    elif target.name == "main.py" and target.parent != apps_dir:
-        target = target.parent  # directory-format app: serve its directory
-        app_name, cwd = target.name, target
+        cwd = target
     elif target.suffix == ".py":
-        app_name, cwd = target.stem, target.parent
+        cwd = target.parent
     else:
         raise BackendError(f"A Bokeh source must be a directory or a .py file, not {spec.source!r}.")
     if not APP_NAME_RE.match(app_name):
@@ -138,7 +140,6 @@ def child_env(spec: AppSpec, parent: dict[str, str]) -> dict[str, str]:
     env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.update(spec.env)
     if spec.framework == "dash":
-        env["DASH_ROUTES_PATHNAME_PREFIX"] = spec.prefix
-        env["DASH_REQUESTS_PATHNAME_PREFIX"] = spec.prefix
+        env.update(dash_prefix_env(spec.prefix))
         env.pop("DASH_URL_BASE_PATHNAME", None)
     return env
