@@ -1,4 +1,5 @@
-"""Shared fixtures: flaskr's app/client/runner plus small factories.
+"""Shared fixtures: flaskr's app/client/runner, databases and Kubernetes tiers.
+Test data comes from plain factory functions in tests/factories.py.
 
 Every test gets its own SQLite file (schema built by the real migrations).
 Tests that take ``any_db_url`` run on SQLite and on PostgreSQL: the server
@@ -9,67 +10,20 @@ scripts/test-postgres.sh); each such test gets a fresh database.
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
-from app import create_app
-from app.auth import create_user
-from app.config import REPO_ROOT, Settings
+from app.config import Settings
 from app.extensions import db
 from app.models import User, VizApp
-from app.publishing import AppInput, publish
+from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
 
 # The fake API server's own fixtures (fake, api, apps, core, custom).
 pytest_plugins = ["tests.kube_fake_fixtures"]
-
-EXAMPLES = REPO_ROOT / "examples"
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-def make_settings(tmp_path: Path, database_url: str | None = None, **env: str) -> Settings:
-    base = {
-        "DORMOUSE_ENV": "testing",
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'test.db'}",
-        "SECRET_KEY": "test-secret-key",
-        "SCHEDULER_ENABLED": "0",
-        "APPS_DIR": str(EXAMPLES),
-    }
-    base.update(env)
-    return Settings.from_env(base)
-
-
-def build_app(settings: Settings) -> Flask:
-    from flask_migrate import upgrade
-
-    app = create_app(settings=settings)
-    with app.app_context():
-        upgrade()
-    return app
-
-
-class CSRFClient(FlaskClient):
-    """A test client that sends the page's CSRF token with every POST, as the
-    browser does through hx-headers; ``csrf=False`` leaves it off."""
-
-    def post(self, *args, csrf: bool = True, **kwargs):  # type: ignore[override]
-        if csrf:
-            headers = dict(kwargs.pop("headers", {}) or {})
-            headers.setdefault("X-CSRFToken", self.csrf_token())
-            kwargs["headers"] = headers
-        return super().post(*args, **kwargs)
-
-    def csrf_token(self) -> str:
-        page = super().get("/").get_data(as_text=True)
-        match = CSRF_META.search(page)
-        assert match, "no csrf-token meta tag on /"
-        return match.group(1)
 
 
 @pytest.fixture
@@ -148,28 +102,6 @@ def any_app(tmp_path: Path, any_db_url: str) -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.engine.dispose()
-
-
-# --- factories ---------------------------------------------------------------
-
-
-def make_user(username: str = "alice", password: str = "correct-horse", admin: bool = False) -> User:
-    return create_user(username, password, is_admin=admin)
-
-
-def make_app(owner: User, title: str = "wave", framework: str = "dash",
-             source: str | None = None, **fields: object) -> VizApp:
-    from flask import current_app
-
-    if source is None:
-        source = "dash-wave/app.py:server" if framework == "dash" else "bokeh-sliders/main.py"
-    data = AppInput(title=title, framework=framework, source=source,
-                    **{k: str(v) if k != "is_public" else v for k, v in fields.items()})  # type: ignore[arg-type]
-    return publish(owner, data, current_app.config["DORMOUSE"])
-
-
-def login(client: FlaskClient, username: str = "alice", password: str = "correct-horse"):
-    return client.post("/login", data={"username": username, "password": password})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from app import lifecycle
 from app.auth import authenticate
 from app.extensions import db
 from app.models import User, VizApp, utcnow
-from tests.conftest import make_app
+from tests.factories import make_app
 
 
 def test_users_create_reads_password_from_stdin(runner):
@@ -113,7 +113,7 @@ def test_deployments_stop(runner, app, fake_backend, alice):
 
 
 def test_cluster_apps_are_published_by_image(tmp_path):
-    from tests.conftest import build_app, make_settings
+    from tests.factories import build_app, make_settings
 
     app = build_app(make_settings(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.example.org"))
     runner = app.test_cli_runner()

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests.appchecks import check_bokeh_app, check_dash_callback
-from tests.conftest import build_app, make_app, make_settings, make_user
+from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
 
 pytestmark = pytest.mark.timeout(240)
 HX = {"HX-Request": "true"}
@@ -32,7 +32,7 @@ DEADLINE = 90.0
 @pytest.fixture
 def real_app(tmp_path: Path):
     app = build_app(make_settings(tmp_path, START_TIMEOUT="120"))
-    app.test_client_class = __import__("tests.conftest", fromlist=["CSRFClient"]).CSRFClient
+    app.test_client_class = CSRFClient
     with app.app_context():
         yield app
         backend = lifecycle.backend()
@@ -109,7 +109,7 @@ def test_a_crashing_app_shows_its_error(tmp_path):
         "import dash\nserver = None\nraise RuntimeError('the data file is missing')\n"
     )
     app = build_app(make_settings(tmp_path, APPS_DIR=str(apps)))
-    app.test_client_class = __import__("tests.conftest", fromlist=["CSRFClient"]).CSRFClient
+    app.test_client_class = CSRFClient
     with app.app_context():
         make_app(make_user("alice"), "broken", source="broken/app.py:server")
         client = app.test_client()

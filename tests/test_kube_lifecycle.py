@@ -19,7 +19,7 @@ from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests import kubelet
 from tests.serving import wait_for
-from tests.conftest import CSRFClient, build_app, make_app, make_settings, make_user
+from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
 
 pytestmark = pytest.mark.timeout(300)
 HX = {"HX-Request": "true"}

@@ -12,7 +12,7 @@ from app import lifecycle, sweep
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, VizApp, utcnow
-from tests.conftest import make_app, make_user
+from tests.factories import make_app, make_user
 from tests.fakes import FakeBackend
 
 TINY = IdleLimits(load_timeout=60, ping_timeout=30, start_timeout=120)

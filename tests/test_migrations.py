@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import make_settings
+from tests.factories import make_settings
 
 
 def test_upgrade_matches_models_and_downgrades(tmp_path, any_db_url):

@@ -8,7 +8,7 @@ from datetime import timedelta
 from app import lifecycle, scheduler
 from app.extensions import db
 from app.models import utcnow
-from tests.conftest import build_app, make_app, make_settings
+from tests.factories import build_app, make_app, make_settings
 
 
 def test_job_is_configured_for_one_run_at_a_time(app):

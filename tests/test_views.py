@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app import lifecycle
 from app.extensions import db
 from app.models import Deployment
-from tests.conftest import login, make_app, make_user
+from tests.factories import login, make_app, make_user
 
 HX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}
@@ -192,7 +192,7 @@ def test_healthz(client, tmp_path):
     assert response.status_code == 200 and response.get_json()["database"] == "ok"
     # a database that does not answer makes the check fail
     from app import create_app
-    from tests.conftest import make_settings
+    from tests.factories import make_settings
 
     broken = create_app(settings=make_settings(
         tmp_path / "broken", "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"))
