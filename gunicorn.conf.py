@@ -1,8 +1,13 @@
 """Gunicorn settings for Dormouse, from the environment (see README)."""
 
 import os
+import sys
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # started from any directory
+
+from app.config import listen_address  # noqa: E402
+
+bind = listen_address(dict(os.environ))
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))

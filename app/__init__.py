@@ -41,9 +41,10 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     with app.app_context():
         _configure_sqlite(db.engine)
 
-    from .backends import make_backend
+    from .backends import frameworks, make_backend
 
     app.extensions["dormouse.backend"] = make_backend(settings)
+    app.jinja_env.globals["frameworks"] = frameworks.FRAMEWORKS  # labels and badges for pages
 
     from . import auth, errors, scheduler
     from .cli import register_cli

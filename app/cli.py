@@ -24,7 +24,6 @@ from .auth import AccountError, create_user, get_user
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
 from .publishing import AppInput, PublishError, publish
-from .scheduler import sweep_under_lease
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 apps_cli = AppGroup("apps", help="Manage published apps.")
@@ -70,16 +69,18 @@ def users_create(username: str, admin: bool, password_stdin: bool) -> None:
 @apps_cli.command("publish")
 @click.option("--owner", required=True)
 @click.option("--title", required=True)
-@click.option("--framework", required=True, type=click.Choice(["dash", "bokeh"]))
+@click.option("--framework", required=True, type=click.Choice(VizApp.framework_names()))
 @click.option("--source", default="", help="PATH[:CALLABLE], relative to APPS_DIR.")
 @click.option("--image", default="", help="Container image, for cluster backends.")
+@click.option("--command", "command", default="",
+              help="With --image: the container's command instead of the framework's default.")
 @click.option("--description", default="")
 @click.option("--port", default="")
 @click.option("--cpu", default="500m")
 @click.option("--memory", default="512Mi")
 @click.option("--env", "env_items", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("--private", is_flag=True, help="Leave it out of the gallery; only the owner sees it.")
-def apps_publish(owner: str, title: str, framework: str, source: str, image: str,
+def apps_publish(owner: str, title: str, framework: str, source: str, image: str, command: str,
                  description: str, port: str, cpu: str, memory: str,
                  env_items: tuple[str, ...], private: bool) -> None:
     """Publish an app for OWNER."""
@@ -87,7 +88,7 @@ def apps_publish(owner: str, title: str, framework: str, source: str, image: str
     if user is None:
         _fail(f"No user {owner!r}; create one with 'flask users create {owner}'.")
     data = AppInput(title=title, framework=framework, description=description, source=source,
-                    image=image, port=port, cpu=cpu, memory=memory,
+                    image=image, command=command, port=port, cpu=cpu, memory=memory,
                     env="\n".join(env_items), is_public=not private)
     try:
         app = publish(user, data, current_app.config["DORMOUSE"])
@@ -174,38 +175,27 @@ def deployments_stop(app_path: str) -> None:
     click.echo(f"stopped {app_path} ({dep.public_name})")
 
 
+def _report(report: sweep.SweepReport, nothing: str) -> None:
+    if not report.ran:
+        _fail("another sweep is running (the sweep lease is held); try again shortly")
+    for line in report.lines():
+        click.echo(line)
+    if not report.changed:
+        click.echo(nothing)
+    if report.errors:
+        _fail(f"{report.errors} item(s) could not be handled; see the log")
+
+
 @click.command("sweep")
 def sweep_command() -> None:
     """Run one sweep now with the configured limits; print what it stopped."""
-    report = sweep_under_lease()
-    if not report.ran:
-        _fail("another sweep is running (the sweep lease is held); try again shortly")
-    for dep, detail in report.stopped:
-        click.echo(f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}")
-    for dep in report.failed:
-        click.echo(f"failed {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
-    for dep in report.vanished:
-        click.echo(f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
-    for ref in report.orphans_stopped:
-        click.echo(f"stopped orphan {ref}")
-    if not (report.stopped or report.failed or report.vanished or report.orphans_stopped):
-        click.echo("Nothing to stop.")
-    if report.errors:
-        _fail(f"{report.errors} deployment(s) could not be handled; see the log")
+    _report(sweep.under_lease(sweep.sweep), "Nothing to stop.")
 
 
 @click.command("reconcile")
 def reconcile_command() -> None:
     """Make the database and the backend agree (stop orphans, mark vanished)."""
-    report = sweep.reconcile()
-    for dep in report.vanished:
-        click.echo(f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}")
-    for ref in report.orphans_stopped:
-        click.echo(f"stopped orphan {ref}")
-    if not (report.vanished or report.orphans_stopped):
-        click.echo("Everything agrees.")
-    if report.errors:
-        _fail(f"{report.errors} item(s) could not be handled; see the log")
+    _report(sweep.under_lease(sweep.reconcile), "Everything agrees.")
 
 
 def register_cli(app: Flask) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .slugs import DNS_LABEL_RE, HOSTNAME_RE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -93,11 +95,17 @@ def _secret_key(env: dict[str, str], instance: Path, production: bool) -> str:
     return candidate
 
 
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
-)
 TRAEFIK_APIS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
+
+
+def listen_address(env: dict[str, str]) -> str:
+    """``HOST:PORT`` for gunicorn's bind (read by gunicorn.conf.py only, so the
+    server's address is parsed in one place, with the same clear errors)."""
+    host = _get(env, "HOST", "127.0.0.1")
+    port = env_int(env, "PORT", 8000, minimum=1)
+    if port > 65535:
+        raise ConfigError(f"PORT must be at most 65535, got {port}")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -188,8 +196,6 @@ class Settings:
     activity_resolution: float
     sweep_interval: float
     scheduler_enabled: bool
-    host: str
-    port: int
     local_bind_host: str
     local_public_host: str
     local_port_min: int
@@ -240,8 +246,6 @@ class Settings:
             ),
             sweep_interval=env_float(env, "SWEEP_INTERVAL", 60.0, minimum=1.0),
             scheduler_enabled=env_bool(env, "SCHEDULER_ENABLED", True),
-            host=_get(env, "HOST", "127.0.0.1"),
-            port=env_int(env, "PORT", 8000, minimum=1),
             local_bind_host=_get(env, "LOCAL_BIND_HOST", "127.0.0.1"),
             local_public_host=_get(env, "LOCAL_PUBLIC_HOST", ""),
             local_port_min=port_min,

@@ -43,9 +43,7 @@ def init_app(app: Flask) -> None:
         return _respond(exc.code, MESSAGES.get(exc.code, exc.description or exc.name))
 
     @app.errorhandler(Exception)
-    def unhandled(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return http_error(exc)
+    def unhandled(exc: Exception):  # HTTPExceptions have their own handlers above
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(500, MESSAGES[500])

@@ -6,7 +6,16 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField, TextA
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from .publishing import DEFAULT_PORTS
+from .backends.frameworks import FRAMEWORKS
+
+
+def _framework_choices() -> list[SelectChoice]:
+    """The registry's frameworks, asked each time a form is made."""
+    return [SelectChoice(fw.name, fw.label) for fw in FRAMEWORKS.values()]
+
+
+def _default_ports() -> str:
+    return ", ".join(f"{fw.default_port} for {fw.badge}" for fw in FRAMEWORKS.values())
 
 
 class LoginForm(FlaskForm):
@@ -20,7 +29,7 @@ class PublishForm(FlaskForm):
         "Title", validators=[DataRequired(), Length(max=40)],
         description="Lowercase letters, digits and hyphens; it becomes part of the URL.",
     )
-    framework = SelectField("Framework", choices=[SelectChoice("dash", "Dash / Plotly"), SelectChoice("bokeh", "Bokeh")])
+    framework = SelectField("Framework", choices=_framework_choices)
     description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
     source = StringField(
         "Source", validators=[Optional(), Length(max=500)],
@@ -31,10 +40,14 @@ class PublishForm(FlaskForm):
         "Container image", validators=[Optional(), Length(max=500)],
         description="For cluster deployments, e.g. ghcr.io/you/app:1.0.",
     )
+    command = StringField(
+        "Command", validators=[Optional(), Length(max=500)],
+        description="With an image only: the container's command instead of the framework's "
+        "default, e.g. python serve.py --port 8050 (split like a shell would, but no shell runs it).",
+    )
     port = StringField(
         "Port", validators=[Optional(), Length(max=5)],
-        description=f"The port the app listens on in its container "
-        f"(default {DEFAULT_PORTS['dash']} for Dash, {DEFAULT_PORTS['bokeh']} for Bokeh).",
+        description=f"The port the app listens on in its container (default {_default_ports()}).",
     )
     cpu = StringField("CPU", default="500m", validators=[Length(max=20)])
     memory = StringField("Memory", default="512Mi", validators=[Length(max=20)])

@@ -12,20 +12,21 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute
 
-from . import idle
+from . import idle, slugs
 from .backends.base import AppSpec, Backend, BackendError
 from .config import Settings
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, VizApp, utcnow
-from .slugs import random_suffix
 
 log = logging.getLogger(__name__)
 
 # Seconds between two backend status reads of one starting deployment, however
-# many pages poll it, across every worker and replica.
+# many pages poll it, across all workers and replicas (a conditional update on
+# ``status_checked_at`` claims each read).
 STATUS_READ_INTERVAL = 1.0
 
 
@@ -59,6 +60,7 @@ def spec_for(dep: Deployment) -> AppSpec:
         memory=app.memory,
         env=dict(app.env or {}),
         deployment_id=dep.id,
+        public_name=dep.public_name,
     )
 
 
@@ -108,18 +110,28 @@ def latest_deployment(app: VizApp, name: str = "default") -> Deployment | None:
 # --- writing -----------------------------------------------------------------
 
 
-def _transition(dep: Deployment, from_statuses: tuple[str, ...], **values: object) -> bool:
+def _transition(dep: Deployment, from_statuses: tuple[str, ...], *conditions: ColumnElement[bool],
+                refresh_row: bool = True, **values: object) -> bool:
     """Apply ``values`` to ``dep`` only if its status is still one of
-    ``from_statuses``; commit; report whether this call made the change."""
+    ``from_statuses`` and every extra condition holds; commit; report whether
+    this call made the change. The one conditional update every state change,
+    ping and read claim goes through, so racing workers never undo each other."""
     result = db.session.execute(
         update(Deployment)
-        .where(Deployment.id == dep.id, Deployment.status.in_(from_statuses))
+        .where(Deployment.id == dep.id, Deployment.status.in_(from_statuses), *conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    db.session.refresh(dep)
+    if refresh_row:
+        db.session.refresh(dep)
     return result.rowcount == 1
+
+
+def _older_than(column: InstrumentedAttribute[datetime | None],
+                cutoff: datetime) -> ColumnElement[bool]:
+    """``column`` is unset or at most ``cutoff``."""
+    return or_(column.is_(None), column <= cutoff)
 
 
 def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "default") -> Deployment:
@@ -135,7 +147,7 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
     dep = Deployment(
         app=app,
         name=name,
-        public_name=f"{name}-{random_suffix()}",
+        public_name=slugs.public_name(name),
         status="starting",
         phase="Requesting a new deployment",
         backend=backend().name,
@@ -207,35 +219,26 @@ def record_ping(dep: Deployment, *, now: datetime | None = None) -> bool:
     revives a stopped deployment."""
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings().activity_resolution)
-    result = db.session.execute(
-        update(Deployment)
-        .where(
-            Deployment.id == dep.id,
-            Deployment.status.in_(LIVE_STATUSES),
-            (Deployment.latest_ping_at.is_(None)) | (Deployment.latest_ping_at <= cutoff),
-        )
-        .values(latest_ping_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    db.session.refresh(dep)
-    return result.rowcount == 1
+    return _transition(dep, LIVE_STATUSES, _older_than(Deployment.latest_ping_at, cutoff),
+                       latest_ping_at=now)
 
 
-def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False) -> Deployment:
+def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False,
+            lim: idle.IdleLimits | None = None) -> Deployment:
     """Bring a starting deployment's status up to date from the backend.
 
     Running, failed and stopped rows are returned as they are: the hot path
     (polls and pings of a running app) never calls the backend. A starting row
-    is read from the backend at most once per STATUS_READ_INTERVAL per process.
+    past START_TIMEOUT (the idle policy's rule) is failed; otherwise it is read
+    from the backend at most once per STATUS_READ_INTERVAL across all workers
+    and replicas (``force``, for the sweep, reads it anyway).
     """
     now = now or utcnow()
     if dep.status != "starting":
         return dep
-    s = settings()
-    age = (now - dep.created_at).total_seconds()
-    if age > s.start_timeout:
-        fail(dep, f"The app did not become ready within {s.start_timeout:.0f} seconds.", now)
+    verdict = idle.decide(now=now, deployment=dep, limits=lim or limits())
+    if verdict.stop:
+        fail(dep, f"The app {verdict.detail}.", now)
         return dep
     if not dep.backend_ref or not _due_for_read(dep, now, force):
         return dep
@@ -246,6 +249,7 @@ def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False
         return dep
     if status.state == "running":
         if _transition(dep, ("starting",), status="running", ready_at=now, phase="Ready"):
+            age = (now - dep.created_at).total_seconds()
             log.info("deployment %s: running after %.1fs", dep.public_name, age)
     elif status.state == "failed":
         fail(dep, status.reason or "The app exited while starting.", now)
@@ -257,23 +261,13 @@ def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False
 
 
 def _due_for_read(dep: Deployment, now: datetime, force: bool) -> bool:
-    """Claim this second's backend read of ``dep``: a conditional UPDATE that
-    only one request (in any process) wins per STATUS_READ_INTERVAL."""
+    """Claim this interval's backend read of ``dep``: only one request (in any
+    worker or replica) wins per STATUS_READ_INTERVAL."""
     if force:
         return True
     cutoff = now - timedelta(seconds=STATUS_READ_INTERVAL)
-    result = db.session.execute(
-        update(Deployment)
-        .where(
-            Deployment.id == dep.id,
-            Deployment.status == "starting",
-            (Deployment.status_checked_at.is_(None)) | (Deployment.status_checked_at <= cutoff),
-        )
-        .values(status_checked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return result.rowcount == 1
+    return _transition(dep, ("starting",), _older_than(Deployment.status_checked_at, cutoff),
+                       refresh_row=False, status_checked_at=now)
 
 
 def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: str = "",
@@ -290,16 +284,8 @@ def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: s
         for column, seen in ((Deployment.latest_load_at, dep.latest_load_at),
                              (Deployment.latest_ping_at, dep.latest_ping_at)):
             guard.append(column.is_(None) if seen is None else column == seen)
-    result = db.session.execute(
-        update(Deployment)
-        .where(Deployment.id == dep.id, Deployment.status.in_(LIVE_STATUSES), *guard)
-        .values(status="stopped", stopped_at=now, stop_reason=reason, status_reason=detail,
-                phase="")
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    db.session.refresh(dep)
-    if result.rowcount != 1:
+    if not _transition(dep, LIVE_STATUSES, *guard, status="stopped", stopped_at=now,
+                       stop_reason=reason, status_reason=detail, phase=""):
         return False
     log.info("deployment %s: stopped (%s) %s", dep.public_name, reason, detail)
     _stop_backend(dep)

@@ -23,11 +23,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import slugs
+from .backends.frameworks import FRAMEWORKS
 from .extensions import db
 
-FRAMEWORKS = ("dash", "bokeh")
 LIVE_STATUSES = ("starting", "running")
 STATUSES = ("starting", "running", "failed", "stopped")
+
+
+def sql_in(column: str, values: tuple[str, ...]) -> str:
+    """``column IN ('a', 'b')`` for a constraint or index built from one of
+    the tuples above (constant, known values only)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def utcnow() -> datetime:
@@ -81,12 +88,14 @@ class User(UserMixin, db.Model):
 
 
 class VizApp(db.Model):
-    """A published Dash or Bokeh app. It runs only as a :class:`Deployment`."""
+    """A published app (of any registered framework). It runs only as a :class:`Deployment`."""
 
     __tablename__ = "viz_apps"
     __table_args__ = (
         UniqueConstraint("owner_id", "title", name="uq_viz_apps_owner_title"),
-        CheckConstraint("framework IN ('dash', 'bokeh')", name="framework"),
+        # the registry's names (plain lowercase words); a framework added there
+        # needs a migration that widens this constraint
+        CheckConstraint(sql_in("framework", tuple(FRAMEWORKS)), name="framework"),
         CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
     )
 
@@ -115,6 +124,11 @@ class VizApp(db.Model):
         back_populates="app", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    @staticmethod
+    def framework_names() -> list[str]:
+        """The frameworks an app may use: the registry's, as the check constraint says."""
+        return list(FRAMEWORKS)
+
     @property
     def slug_path(self) -> str:
         return f"{self.owner.username}/{self.title}"
@@ -128,17 +142,15 @@ class Deployment(db.Model):
 
     __tablename__ = "deployments"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('starting', 'running', 'failed', 'stopped')", name="status"
-        ),
+        CheckConstraint(sql_in("status", STATUSES), name="status"),
         # The guarantee that simultaneous first visits make exactly one deployment.
         Index(
             "uq_deployments_live_app_name",
             "app_id",
             "name",
             unique=True,
-            sqlite_where=text("status IN ('starting', 'running')"),
-            postgresql_where=text("status IN ('starting', 'running')"),
+            sqlite_where=text(sql_in("status", LIVE_STATUSES)),
+            postgresql_where=text(sql_in("status", LIVE_STATUSES)),
         ),
         Index("ix_deployments_status", "status"),
     )
@@ -171,12 +183,12 @@ class Deployment(db.Model):
     @property
     def prefix(self) -> str:
         """The URL path the app serves under: /<owner>/<title>/<public_name>/."""
-        return f"/{self.app.owner.username}/{self.app.title}/{self.public_name}/"
+        return slugs.url_prefix(self.app.owner.username, self.app.title, self.public_name)
 
     @property
     def deployment_name(self) -> str:
         """The name backends know this deployment by (see AppSpec)."""
-        return f"{self.app.owner.username}-{self.app.title}-{self.public_name}"
+        return slugs.deployment_name(self.app.owner.username, self.app.title, self.public_name)
 
     def __repr__(self) -> str:
         return f"<Deployment {self.public_name} {self.status}>"

@@ -8,15 +8,18 @@ once, by field, so a form can show each next to its input.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from .backends import frameworks
 from .config import Settings
 from .extensions import db
-from .models import FRAMEWORKS, User, VizApp
+from .models import User, VizApp
 from .slugs import slug_error
 
 # Python names (a Dash callable) and environment variable names alike.
@@ -29,7 +32,6 @@ IMAGE_RE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
-DEFAULT_PORTS = {"dash": 8050, "bokeh": 5006}
 # A source path inside a container image: relative, plain characters, no "..".
 IMAGE_SOURCE_RE = re.compile(
     r"^(?!.*(?:^|/)\.\.(?:/|$|:))[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}(?::[A-Za-z_][A-Za-z0-9_]*)?$"
@@ -60,6 +62,12 @@ class AppInput:
     env: str = ""  # KEY=VALUE lines
     is_public: bool = True
 
+    # the fields a person types as text (the publish form has one input each)
+    TEXT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "title", "framework", "description", "source", "image", "command", "port", "cpu",
+        "memory", "env",
+    )
+
 
 def parse_cpu(value: str) -> int | None:
     """Millicores for a Kubernetes CPU quantity like '500m' or '1.5'; None if invalid."""
@@ -80,6 +88,24 @@ def parse_memory(value: str) -> int | None:
     return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
 
 
+def command_error(command: str, image: str) -> str | None:
+    """Why a container command override cannot be used, or None. It is split
+    into an argument list (shell quoting rules, no shell) for the container."""
+    if not command:
+        return None
+    if len(command) > 500:
+        return "Keep the command under 500 characters."
+    if not image:
+        return "A command replaces the start command of a container image; give the image too."
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return f"The command cannot be split into arguments: {exc}."
+    if not argv:
+        return "The command is empty."
+    return None
+
+
 def parse_env(text: str) -> tuple[dict[str, str], str | None]:
     env: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -98,8 +124,10 @@ def parse_env(text: str) -> tuple[dict[str, str], str | None]:
     return env, None
 
 
-def resolve_source(apps_dir: Path, source: str) -> tuple[str, str | None]:
-    """Check a 'path[:callable]' source; return (relative path, callable).
+def check_source_input(apps_dir: Path, source: str) -> tuple[str, str | None]:
+    """Check a 'path[:callable]' source as a publisher typed it; return
+    (relative path, callable). (At launch the backend finds the stored path
+    again with :func:`app.backends.local_commands.locate_source`.)
 
     Raises ValueError with a message when the file is missing or outside
     ``apps_dir`` (symlinks resolved), or the callable is not an identifier.
@@ -145,8 +173,9 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
     values["title"] = title
 
     framework = data.framework.strip().lower()
-    if framework not in FRAMEWORKS:
-        errors["framework"] = "Choose dash or bokeh."
+    fw = frameworks.FRAMEWORKS.get(framework)
+    if fw is None:
+        errors["framework"] = f"Choose {frameworks.names_text()}."
     values["framework"] = framework
 
     description = data.description.strip()
@@ -159,14 +188,14 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
         errors["image"] = "Not a valid image reference (e.g. ghcr.io/you/app:1.0)."
     values["image"] = image or None
     command = data.command.strip()
-    if len(command) > 500:
-        errors["command"] = "Keep the command under 500 characters."
+    if (err := command_error(command, image)) is not None:
+        errors["command"] = err
     values["command"] = command or None
 
     values["source"] = values["callable"] = None
     if data.source.strip():
         try:
-            values["source"], values["callable"] = resolve_source(settings.apps_dir, data.source)
+            values["source"], values["callable"] = check_source_input(settings.apps_dir, data.source)
         except ValueError as exc:
             if image and "image" not in errors and IMAGE_SOURCE_RE.match(data.source.strip()):
                 # not in the apps folder: a path inside the image (cluster backends)
@@ -174,16 +203,16 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
                 values["source"], values["callable"] = path_text, callable_name or None
             else:
                 errors["source"] = str(exc)
-        if framework == "bokeh" and values.get("callable"):
-            errors["source"] = "A Bokeh app is a script; give only its file, no ':callable'."
-        if framework == "dash" and "source" not in errors and not values["callable"]:
-            values["callable"] = "server"
+        if fw and not fw.takes_callable and values.get("callable"):
+            errors["source"] = f"A {fw.badge} app is a script; give only its file, no ':callable'."
+        if fw and fw.takes_callable and "source" not in errors and not values["callable"]:
+            values["callable"] = fw.default_callable
     elif not image:
         errors["source"] = "Give the app's source file (or, for a cluster, its image)."
     if settings.backend == "kubernetes" and not image and "image" not in errors:
         errors["image"] = "Apps run on the cluster from a container image; give one."
 
-    port_text = data.port.strip() or str(DEFAULT_PORTS.get(framework, 8050))
+    port_text = data.port.strip() or str(fw.default_port if fw else 8050)
     try:
         port = int(port_text)
         if not 1024 <= port <= 65535:

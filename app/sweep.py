@@ -1,5 +1,6 @@
 """The sweep: the periodic pass that the scheduler, `flask sweep` and
-`flask reconcile` run over every live deployment.
+`flask reconcile` run over every live deployment, one at a time across
+workers and replicas (the ``sweep`` lease, :mod:`app.leases`).
 
 It reconciles the database with the backend, then applies the idle policy
 (:func:`app.idle.decide`) to each live row through the lifecycle's own
@@ -11,25 +12,63 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import select
 
-from . import idle
+from . import idle, leases
 from .extensions import db
-from .lifecycle import backend, fail, limits, refresh, stop
+from .lifecycle import backend, fail, limits, refresh, settings, stop
 from .models import LIVE_STATUSES, Deployment, utcnow
 
 log = logging.getLogger(__name__)
 
+SWEEP_LEASE = "sweep"
+
 
 @dataclass
 class SweepReport:
-    ran: bool = True
+    ran: bool = True  # False when another worker held the sweep lease
     stopped: list[tuple[Deployment, str]] = field(default_factory=list)  # (deployment, detail)
     failed: list[Deployment] = field(default_factory=list)
     vanished: list[Deployment] = field(default_factory=list)
     orphans_stopped: list[str] = field(default_factory=list)
     errors: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.stopped or self.failed or self.vanished or self.orphans_stopped)
+
+    def lines(self) -> list[str]:
+        """One line per thing the pass changed, for the CLI and the logs."""
+        out = [f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}"
+               for dep, detail in self.stopped]
+        out += [f"failed {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}"
+                for dep in self.failed]
+        out += [f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}"
+                for dep in self.vanished]
+        out += [f"stopped orphan {ref}" for ref in self.orphans_stopped]
+        return out
+
+    def summary(self) -> str:
+        return (f"stopped {len(self.stopped)} idle, {len(self.failed)} failed to start, "
+                f"{len(self.vanished)} vanished, {len(self.orphans_stopped)} orphans, "
+                f"{self.errors} errors")
+
+
+def lease_ttl() -> float:
+    """How long one pass may hold the sweep lease before another may take it."""
+    return max(120.0, settings().sweep_interval * 2)
+
+
+def under_lease(run: Callable[[], SweepReport]) -> SweepReport:
+    """``run()`` (:func:`sweep` or :func:`reconcile`) if no other worker or
+    replica is sweeping; otherwise a report with ``ran`` False."""
+    with leases.held(SWEEP_LEASE, ttl=lease_ttl()) as held:
+        if not held:
+            log.debug("sweep: another worker holds the lease")
+            return SweepReport(ran=False)
+        return run()
 
 
 def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
@@ -47,20 +86,15 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
             if dep is None or not dep.is_live:
                 continue
             if dep.status == "starting":
-                refresh(dep, now=now, force=True)
+                # never idle while starting; refresh fails it past START_TIMEOUT
+                refresh(dep, now=now, force=True, lim=lim)
                 if dep.status == "failed":
                     report.failed.append(dep)
-                    continue
-            verdict = idle.decide(
-                now=now, status=dep.status, created_at=dep.created_at,
-                latest_load_at=dep.latest_load_at, latest_ping_at=dep.latest_ping_at, limits=lim,
-            )
-            if not verdict.stop:
                 continue
-            if verdict.kind == "start-timeout":
-                if fail(dep, f"The app did not become ready: {verdict.detail}.", now):
-                    report.failed.append(dep)
-            elif stop(dep, reason="idle", now=now, detail=verdict.detail, if_unchanged=True):
+            verdict = idle.decide(now=now, deployment=dep, limits=lim)
+            # if_unchanged: a load or ping that lands after this decision keeps it
+            if verdict.stop and stop(dep, reason="idle", now=now, detail=verdict.detail,
+                                     if_unchanged=True):
                 report.stopped.append((dep, verdict.detail))
         except Exception:
             report.errors += 1

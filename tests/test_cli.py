@@ -86,7 +86,8 @@ def test_sweep_and_deployments_list(runner, app, fake_backend, alice):
 
 
 def test_sweep_refuses_while_the_lease_is_held(runner, app, fake_backend):
-    from app.scheduler import SWEEP_LEASE, acquire_lease
+    from app.leases import acquire as acquire_lease
+    from app.sweep import SWEEP_LEASE
 
     assert acquire_lease(SWEEP_LEASE, "someone-else", ttl=60)
     result = runner.invoke(args=["sweep"])
@@ -131,6 +132,16 @@ def test_cluster_apps_are_published_by_image(tmp_path):
         assert ok.exit_code == 0, ok.output
         viz = db.session.scalar(select(VizApp).where(VizApp.title == "wave"))
         assert (viz.image, viz.source, viz.callable) == ("ghcr.io/alice/wave:1.0", "src/app.py", "server")
+        bad_command = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "cmd",
+                                          "--framework", "bokeh", "--image", "ghcr.io/a/b:1",
+                                          "--command", "bokeh serve 'app.py"])
+        assert bad_command.exit_code == 1 and "cannot be split" in bad_command.output
+        with_command = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "cmd",
+                                           "--framework", "bokeh", "--image", "ghcr.io/a/b:1",
+                                           "--command", "python serve.py --port 5006"])
+        assert with_command.exit_code == 0, with_command.output
+        cmd = db.session.scalar(select(VizApp).where(VizApp.title == "cmd"))
+        assert cmd.command == "python serve.py --port 5006"
         escape = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
                                      "--framework", "dash", "--image", "ghcr.io/a/b:1",
                                      "--source", "../../etc/passwd"])

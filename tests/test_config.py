@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, Settings, normalise_database_url
+from app.config import ConfigError, Settings, listen_address, normalise_database_url
 
 
 def env(tmp_path, **values):
@@ -18,7 +18,7 @@ def test_defaults_work_on_a_laptop(tmp_path):
     assert s.ping_interval == 10 and s.sweep_interval == 60
     assert s.database_url == f"sqlite:///{tmp_path / 'inst' / 'dormouse.db'}"
     assert s.apps_dir.name == "examples" and s.apps_dir.is_dir()
-    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert listen_address({}) == "127.0.0.1:8000"
 
 
 def test_secret_key_is_generated_once_and_kept(tmp_path):
@@ -39,7 +39,6 @@ def test_production_requires_a_secret_key(tmp_path):
     ("IDLE_LOAD_TIMEOUT", "soon", "number of seconds"),
     ("IDLE_PING_TIMEOUT", "0", "at least 1"),
     ("SCHEDULER_ENABLED", "maybe", "1/0"),
-    ("PORT", "eighty", "whole number"),
     ("BACKEND", "nomad", "BACKEND must be"),
     ("LOCAL_PORT_MAX", "1500", "LOCAL_PORT_MAX"),
     ("DORMOUSE_ENV", "staging", "DORMOUSE_ENV"),
@@ -51,9 +50,17 @@ def test_bad_values_fail_clearly(tmp_path, name, value, message):
 
 def test_typed_values(tmp_path):
     s = Settings.from_env(env(tmp_path, IDLE_LOAD_TIMEOUT="90", IDLE_PING_TIMEOUT="30.5",
-                              SCHEDULER_ENABLED="off", SWEEP_INTERVAL="5", PORT="9000"))
+                              SCHEDULER_ENABLED="off", SWEEP_INTERVAL="5"))
     assert (s.idle_load_timeout, s.idle_ping_timeout) == (90, 30.5)
-    assert s.scheduler_enabled is False and s.sweep_interval == 5 and s.port == 9000
+    assert s.scheduler_enabled is False and s.sweep_interval == 5
+
+
+def test_the_listen_address_is_read_once_for_gunicorn():
+    assert listen_address({"HOST": "0.0.0.0", "PORT": "9000"}) == "0.0.0.0:9000"
+    assert listen_address({"HOST": "::", "PORT": "9000"}) == "[::]:9000"
+    for bad, message in (("eighty", "whole number"), ("70000", "at most 65535"), ("0", "at least 1")):
+        with pytest.raises(ConfigError, match=message):
+            listen_address({"PORT": bad})
 
 
 def test_database_urls_are_normalised():

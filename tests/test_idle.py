@@ -1,5 +1,6 @@
 """The idle policy, as a table of cases with the clock passed in."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +13,21 @@ LIMITS = IdleLimits(load_timeout=1800, ping_timeout=600, start_timeout=120)
 
 def ago(seconds: float | None):
     return None if seconds is None else NOW - timedelta(seconds=seconds)
+
+
+@dataclass
+class Seen:
+    """The timestamps the decision reads, as a Deployment row holds them."""
+
+    status: str
+    created_at: datetime
+    latest_load_at: datetime | None = None
+    latest_ping_at: datetime | None = None
+    ready_at: datetime | None = None
+
+
+def seen(status, created, load=None, ping=None, ready=None) -> Seen:
+    return Seen(status, ago(created), ago(load), ago(ping), ago(ready))
 
 
 @pytest.mark.parametrize(
@@ -38,25 +54,45 @@ def ago(seconds: float | None):
         # starting too long: failed to start, whatever the activity
         ("starting", 121, 1, 1, True, "start-timeout"),
         ("starting", 119, 119, None, False, ""),
-        # starting within the start limit but idle for longer than the (shorter) limits
+        ("starting", 120, None, None, False, ""),  # exactly at the start limit: kept
     ],
 )
 def test_decide(status, created, load, ping, stop, kind):
-    verdict = decide(now=NOW, status=status, created_at=ago(created), latest_load_at=ago(load),
-                     latest_ping_at=ago(ping), limits=LIMITS)
+    verdict = decide(now=NOW, deployment=seen(status, created, load, ping), limits=LIMITS)
     assert verdict.stop is stop
     assert verdict.kind == kind
     assert verdict.detail  # always explains itself
+
+
+def test_a_starting_deployment_is_never_idle():
+    # a slow start (an image pull) under a short load limit: its viewer is
+    # waiting, with no ping yet (pings begin once the app shows); only
+    # START_TIMEOUT may end it
+    limits = IdleLimits(load_timeout=4, ping_timeout=3, start_timeout=300)
+    for created in (10, 60, 299):
+        verdict = decide(now=NOW, deployment=seen("starting", created, load=created), limits=limits)
+        assert not verdict.stop and verdict.kind == "", (created, verdict)
+    timed_out = decide(now=NOW, deployment=seen("starting", 301, load=1, ping=1), limits=limits)
+    assert timed_out.stop and timed_out.kind == "start-timeout"
+    assert "300 seconds" in timed_out.detail
+
+
+def test_the_load_clock_starts_when_the_app_became_ready():
+    # loaded 100 s ago, ready 2 s ago after a slow start: the viewer has had
+    # no chance to ping yet, so the app is not idle
+    limits = IdleLimits(load_timeout=60, ping_timeout=30, start_timeout=300)
+    fresh = decide(now=NOW, deployment=seen("running", 100, load=100, ready=2), limits=limits)
+    assert not fresh.stop
+    later = decide(now=NOW, deployment=seen("running", 200, load=200, ready=61), limits=limits)
+    assert later.stop and later.kind == "idle"
 
 
 def test_separate_limits_can_be_tuned_independently():
     # a short ping limit, a long load limit: a viewer who left focus long ago
     # is still protected by a recent full page load
     limits = IdleLimits(load_timeout=7200, ping_timeout=30, start_timeout=60)
-    kept = decide(now=NOW, status="running", created_at=ago(8000), latest_load_at=ago(7000),
-                  latest_ping_at=ago(3000), limits=limits)
+    kept = decide(now=NOW, deployment=seen("running", 8000, load=7000, ping=3000), limits=limits)
     assert not kept.stop
-    stopped = decide(now=NOW, status="running", created_at=ago(8000), latest_load_at=ago(7201),
-                     latest_ping_at=ago(31), limits=limits)
+    stopped = decide(now=NOW, deployment=seen("running", 8000, load=7201, ping=31), limits=limits)
     assert stopped.stop and stopped.kind == "idle"
     assert "7201" in stopped.detail and "31" in stopped.detail

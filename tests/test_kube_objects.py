@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from app.backends.base import AppSpec
-from app.backends.kube_names import name_for, object_name
+from app.backends.kube_names import name_for
 from app.backends.kube_objects import (
     app_path,
     container_args,
@@ -22,6 +22,7 @@ from app.backends.kube_objects import (
 )
 from app.backends.kube_status import pod_status
 from app.config import KubeSettings
+from app.slugs import object_name
 from tests.kube_schemas import validate
 
 KUBE = KubeSettings.from_env({"VIZ_HOST": "viz.example.org", "K8S_NAMESPACE": "dormouse-apps",
@@ -31,7 +32,8 @@ UID = "6a1c1b9e-51a0-4b3a-9f7d-1e6f9d7c0b11"
 
 def spec(framework="dash", **kw) -> AppSpec:
     base = dict(owner="alice", title="wave", framework=framework, deployment_name="alice-wave-default-abc234",
-                prefix="/alice/wave/default-abc234/", source="app.py", callable="server",
+                prefix="/alice/wave/default-abc234/", public_name="default-abc234", source="app.py",
+                callable="server",
                 image="ghcr.io/alice/wave:1.0", port=8050, cpu="250m", memory="256Mi",
                 env={"API_KEY": "s3cret"}, deployment_id=42)
     base.update(kw)

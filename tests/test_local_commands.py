@@ -7,13 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.backends.base import AppSpec, BackendError
-from app.backends.local_commands import (
-    bokeh_launch,
-    child_env,
-    dash_launch,
-    resolve_source,
-    split_host,
-)
+from app.backends.local_commands import child_env, launch, locate_source, split_host
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PREFIX = "/alice/wave/default-abc234/"
@@ -26,11 +20,11 @@ def spec(framework: str, source: str, **kw) -> AppSpec:
 
 def test_dash_is_gunicorn_with_the_callable_and_no_shell():
     s = spec("dash", "dash-wave/app.py", callable="server")
-    launch = dash_launch(s, resolve_source(EXAMPLES, s.source), python="/py", bind_host="127.0.0.1",
-                         port=8123, stop_grace=5)
-    assert launch.argv[:3] == ["/py", "-m", "gunicorn"]
-    assert launch.argv[-1] == "app:server" and "127.0.0.1:8123" in launch.argv
-    assert launch.cwd == EXAMPLES / "dash-wave" and launch.app_path == PREFIX
+    run = launch(s, locate_source(EXAMPLES, s.source), python="/py", bind_host="127.0.0.1",
+                 port=8123, stop_grace=5)
+    assert run.argv[:3] == ["/py", "-m", "gunicorn"]
+    assert run.argv[-1] == "app:server" and "127.0.0.1:8123" in run.argv
+    assert run.cwd == EXAMPLES / "dash-wave" and run.app_path == PREFIX
 
 
 def test_dash_prefix_comes_through_the_environment_and_secrets_stay_home():
@@ -45,25 +39,25 @@ def test_dash_prefix_comes_through_the_environment_and_secrets_stay_home():
 
 def test_bokeh_directory_app_with_prefix_and_websocket_origins():
     s = spec("bokeh", "bokeh-sliders/main.py")
-    launch = bokeh_launch(s, resolve_source(EXAMPLES, s.source), python="/py", apps_dir=EXAMPLES,
-                          bind_host="0.0.0.0", public_host="viz.example.org:8000", port=8124)
-    argv = launch.argv
+    run = launch(s, locate_source(EXAMPLES, s.source), python="/py",
+                 bind_host="0.0.0.0", public_host="viz.example.org:8000", port=8124)
+    argv = run.argv
     assert argv[1:4] == ["-m", "bokeh", "serve"] and argv[4] == str(EXAMPLES / "bokeh-sliders")
     assert argv[argv.index("--prefix") + 1] == PREFIX
     origins = [argv[i + 1] for i, a in enumerate(argv) if a == "--allow-websocket-origin"]
     assert origins == ["127.0.0.1:8124", "localhost:8124", "viz.example.org:8124"]
-    assert launch.app_path == PREFIX + "bokeh-sliders"
+    assert run.app_path == PREFIX + "bokeh-sliders"
 
 
 def test_bad_callables_and_sources_are_refused(tmp_path):
     s = spec("dash", "dash-wave/app.py", callable="app.server")
     with pytest.raises(BackendError, match="module-level name"):
-        dash_launch(s, resolve_source(EXAMPLES, s.source), python="/py", bind_host="127.0.0.1",
-                    port=1, stop_grace=1)
+        launch(s, locate_source(EXAMPLES, s.source), python="/py", bind_host="127.0.0.1",
+               port=1, stop_grace=1)
     with pytest.raises(BackendError, match="outside the apps directory"):
-        resolve_source(EXAMPLES / "dash-wave", "../bokeh-sliders/main.py")
+        locate_source(EXAMPLES / "dash-wave", "../bokeh-sliders/main.py")
     with pytest.raises(BackendError, match="relative"):
-        resolve_source(EXAMPLES, "/etc/passwd")
+        locate_source(EXAMPLES, "/etc/passwd")
 
 
 @pytest.mark.parametrize("host, expected", [("example.org:8000", "example.org"), ("example.org", "example.org"),

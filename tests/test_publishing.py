@@ -9,7 +9,15 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import VizApp
-from app.publishing import AppInput, PublishError, parse_cpu, parse_memory, publish, resolve_source
+from app.publishing import (
+    AppInput,
+    PublishError,
+    check_source_input,
+    command_error,
+    parse_cpu,
+    parse_memory,
+    publish,
+)
 from app.slugs import is_slug, slug_error
 
 
@@ -47,12 +55,12 @@ def test_source_must_stay_inside_the_apps_folder(tmp_path):
     (apps / "ok" / "app.py").write_text("x = 1\n")
     (tmp_path / "outside.py").write_text("x = 1\n")
     os.symlink(tmp_path / "outside.py", apps / "sneaky.py")
-    assert resolve_source(apps, "ok/app.py:server") == ("ok/app.py", "server")
+    assert check_source_input(apps, "ok/app.py:server") == ("ok/app.py", "server")
     for bad, message in [("../outside.py", "relative path"), (str(tmp_path / "outside.py"), "relative path"),
                          ("sneaky.py", "stay inside"), ("ok/missing.py", "No Python file"),
                          ("ok/app.py:not valid", "not a Python name"), ("", "Give the app")]:
         with pytest.raises(ValueError, match=message):
-            resolve_source(apps, bad)
+            check_source_input(apps, bad)
 
 
 def test_every_problem_is_reported_and_nothing_is_saved(app, alice):
@@ -94,3 +102,32 @@ def test_image_references(app, alice, image, ok):
         with pytest.raises(PublishError) as info:
             publish(alice, data, settings)
         assert "image" in info.value.errors
+
+
+@pytest.mark.parametrize("command, image, problem", [
+    ("", "", None),
+    ("", "ghcr.io/a/b:1", None),
+    ("python serve.py --port 8050", "ghcr.io/a/b:1", None),
+    ("sh -c 'echo $HOME; id'", "ghcr.io/a/b:1", None),  # one argv; no shell of ours runs it
+    ("python serve.py", "", "give the image too"),
+    ("python 'serve.py", "ghcr.io/a/b:1", "cannot be split"),
+    ("x" * 501, "ghcr.io/a/b:1", "under 500"),
+])
+def test_command_override_rules(command, image, problem):
+    error = command_error(command, image)
+    assert (error is None) if problem is None else (problem in error)
+
+
+def test_the_publish_form_takes_a_command_with_an_image(app, alice):
+    from tests.factories import login
+
+    client = app.test_client()
+    login(client)
+    form = {"title": "served", "framework": "dash", "image": "ghcr.io/alice/served:2",
+            "source": "app.py", "command": "python app.py --serve", "cpu": "500m", "memory": "512Mi"}
+    assert client.post("/publish", data=form).status_code == 302
+    viz = db.session.scalar(select(VizApp).where(VizApp.title == "served"))
+    assert viz.command == "python app.py --serve"
+    bad = client.post("/publish", data={**form, "title": "other", "image": ""})
+    assert bad.status_code == 400 and "give the image too" in bad.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(VizApp.id))) == 1

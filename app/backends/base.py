@@ -23,15 +23,17 @@ class BackendError(Exception):
 class AppSpec:
     """Everything a backend needs to run one deployment of a published app.
 
-    ``owner`` and ``title`` are validated slugs (see :mod:`app.slugs`); ``prefix``
-    is the URL path the app must serve under, ``/<owner>/<title>/<public_name>/``.
+    ``owner`` and ``title`` are validated slugs and ``public_name`` the run's
+    public name (see :mod:`app.slugs`, which also makes ``deployment_name`` and
+    ``prefix`` from them); ``prefix`` is the URL path the app must serve under,
+    ``/<owner>/<title>/<public_name>/``.
     """
 
     owner: str
     title: str
-    framework: Literal["dash", "bokeh"]
-    deployment_name: str  # stable per deployment, e.g. "alice-sliders-x7k2p9"
-    prefix: str  # "/alice/sliders/x7k2p9/" - always starts and ends with "/"
+    framework: str  # a name in app.backends.frameworks.FRAMEWORKS, e.g. "dash"
+    deployment_name: str  # stable per deployment, e.g. "alice-sliders-default-x7k2p9"
+    prefix: str  # "/alice/sliders/default-x7k2p9/" - always starts and ends with "/"
     source: str | None = None  # local backend: file path relative to APPS_DIR
     callable: str | None = None  # Dash only: WSGI callable in the source module
     image: str | None = None  # cluster backends: container image reference
@@ -41,6 +43,7 @@ class AppSpec:
     memory: str = "512Mi"
     env: dict[str, str] = field(default_factory=dict)
     deployment_id: int = 0  # the database row's id, for labels
+    public_name: str = ""  # "default-x7k2p9"; cluster backends name objects after it
 
 
 @dataclass(frozen=True)

@@ -1,40 +1,24 @@
 """Kubernetes object names and labels for a deployment.
 
 Only validated slugs (app.slugs) and the random public name ever reach a name
-or a label. Names are DNS-1123 labels of at most 63 characters; when the
-natural name is longer, its head is cut and a short stable hash keeps it
-unique. The public name (unique in the database) always stays whole, so two
-deployments never share a name.
+or a label. The naming rule itself (a DNS-1123 label of at most 63
+characters, shortened with a stable hash) is :func:`app.slugs.object_name`.
 """
 
 from __future__ import annotations
 
-import hashlib
-
-from ..config import DNS_LABEL_RE
+from ..slugs import is_dns_label, object_name
 from .base import AppSpec
 
-MAX_NAME = 63
 MANAGED_BY = "dormouse"
 LABEL_PREFIX = "dormouse.io"
 
 
-def object_name(owner: str, title: str, public_name: str) -> str:
-    """``<owner>-<title>-<public_name>``, shortened with a hash past 63 characters."""
-    full = f"{owner}-{title}-{public_name}"
-    if len(full) <= MAX_NAME:
-        return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
-    room = MAX_NAME - len(public_name) - len(digest) - 2
-    head = f"{owner}-{title}"[:room].rstrip("-")
-    return f"{head}-{digest}-{public_name}"
-
-
 def name_for(spec: AppSpec) -> str:
-    public_name = spec.prefix.rstrip("/").rsplit("/", 1)[-1]
-    name = object_name(spec.owner, spec.title, public_name)
-    if not DNS_LABEL_RE.match(name):  # unreachable with validated slugs; never trust it
-        raise ValueError(f"not a DNS-1123 label: {name!r}")
+    name = object_name(spec.owner, spec.title, spec.public_name)
+    # unreachable with validated slugs and a public name; never trust it
+    if not is_dns_label(spec.public_name) or not is_dns_label(name):
+        raise ValueError(f"not a DNS-1123 label: {name!r} (public name {spec.public_name!r})")
     return name
 
 
@@ -44,7 +28,6 @@ def selector_labels(name: str) -> dict[str, str]:
 
 
 def labels_for(spec: AppSpec, name: str) -> dict[str, str]:
-    public_name = spec.prefix.rstrip("/").rsplit("/", 1)[-1]
     return {
         "app.kubernetes.io/name": spec.framework,
         "app.kubernetes.io/instance": name,
@@ -54,7 +37,7 @@ def labels_for(spec: AppSpec, name: str) -> dict[str, str]:
         f"{LABEL_PREFIX}/viz": name,
         f"{LABEL_PREFIX}/owner": spec.owner,
         f"{LABEL_PREFIX}/app": spec.title,
-        f"{LABEL_PREFIX}/deployment": public_name,
+        f"{LABEL_PREFIX}/deployment": spec.public_name,
         f"{LABEL_PREFIX}/deployment-id": str(spec.deployment_id),
     }
 

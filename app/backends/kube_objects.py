@@ -2,42 +2,42 @@
 
 Each builder takes the app spec plus the few cluster settings it needs and
 returns a plain dict, ready for the ``kubernetes`` client; nothing here does
-I/O. The builders own the framework details (Dash's prefix variables, Bokeh's
-``--prefix`` and ``--allow-websocket-origin``), so app authors never set them.
+I/O. The builders apply each framework's details, asked of its entry in
+:mod:`app.backends.frameworks` (Dash's prefix variables, Bokeh's ``--prefix``
+and ``--allow-websocket-origin``), so app authors never set them.
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
 import shlex
 from typing import Any
 
-from ..config import HOSTNAME_RE, KubeSettings
+from ..config import KubeSettings
+from ..slugs import is_hostname, is_prefix
+from . import frameworks
 from .base import AppSpec
-from .frameworks import DEFAULT_DASH_CALLABLE, bokeh_app, dash_prefix_env
 from .kube_names import labels_for, selector_labels
 
 CONTAINER = "app"
 SERVICE_PORT = 80
-PREFIX_RE = re.compile(r"^/[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+/$")
-DEFAULT_SOURCE = {"dash": "app.py", "bokeh": "app.py"}
 
 Manifest = dict[str, Any]
 
 
 def _checked_prefix(spec: AppSpec) -> str:
-    if not PREFIX_RE.match(spec.prefix):  # slugs only: nothing else may reach a rule
+    if not is_prefix(spec.prefix):  # slugs only: nothing else may reach a rule
         raise ValueError(f"unsafe URL prefix {spec.prefix!r}")
     return spec.prefix
 
 
 def app_path(spec: AppSpec) -> str:
-    """The URL path the app answers at: the prefix (Dash) or prefix + app name (Bokeh)."""
+    """The URL path the app answers at: the prefix (Dash) or prefix + app name (Bokeh).
+    With a command override the app is the image's own: at the prefix."""
     prefix = _checked_prefix(spec)
-    if spec.framework == "bokeh" and not spec.command:
-        return prefix + bokeh_app(spec.source or DEFAULT_SOURCE["bokeh"])[1]
-    return prefix
+    if spec.command:
+        return prefix
+    fw = frameworks.get(spec.framework)
+    return fw.app_path(prefix, spec.source or fw.default_source)
 
 
 def container_args(spec: AppSpec, viz_host: str) -> list[str]:
@@ -45,21 +45,8 @@ def container_args(spec: AppSpec, viz_host: str) -> list[str]:
     if spec.command:
         return shlex.split(spec.command)
     prefix = _checked_prefix(spec)
-    source = spec.source or DEFAULT_SOURCE[spec.framework]
-    if spec.framework == "dash":
-        directory, filename = posixpath.split(posixpath.normpath(source))
-        module = filename[:-3] if filename.endswith(".py") else filename
-        args = ["gunicorn", "--bind", f"0.0.0.0:{spec.port}", "--workers", "2", "--threads", "4",
-                "--access-logfile", "-"]
-        if directory:
-            args += ["--chdir", directory]
-        return args + [f"{module}:{spec.callable or DEFAULT_DASH_CALLABLE}"]
-    target, _ = bokeh_app(source)
-    if not HOSTNAME_RE.match(viz_host):
-        raise ValueError(f"unsafe host {viz_host!r}")
-    return ["bokeh", "serve", target, "--address", "0.0.0.0", "--port", str(spec.port),
-            "--prefix", prefix, "--allow-websocket-origin", viz_host, "--use-xheaders",
-            "--num-procs", "1"]
+    fw = frameworks.get(spec.framework)
+    return fw.container_args(spec, spec.source or fw.default_source, prefix, viz_host)
 
 
 def owner_reference(deployment_name: str, deployment_uid: str) -> dict[str, Any]:
@@ -83,13 +70,13 @@ def _meta(spec: AppSpec, name: str, namespace: str, owner_uid: str | None = None
 
 def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str | None) -> Manifest:
     prefix = _checked_prefix(spec)
+    fw = frameworks.get(spec.framework)
     env = [
         {"name": "PORT", "value": str(spec.port)},
         {"name": "DORMOUSE_PREFIX", "value": prefix},
         {"name": "DORMOUSE_VIZ_HOST", "value": kube.viz_host},
     ]
-    if spec.framework == "dash":
-        env += [{"name": k, "value": v} for k, v in dash_prefix_env(prefix).items()]
+    env += [{"name": k, "value": v} for k, v in fw.prefix_env(prefix).items()]
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -100,10 +87,10 @@ def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str
             "requests": {"cpu": spec.cpu, "memory": spec.memory},
             "limits": {"cpu": spec.cpu, "memory": spec.memory},
         },
-        # Ready once the app answers under its prefix (Bokeh answers there
-        # with a redirect to the app, which counts as success).
+        # Ready once the app answers where its framework says (Bokeh answers
+        # its bare prefix with a redirect to the app, which counts as success).
         "readinessProbe": {
-            "httpGet": {"path": prefix, "port": "http"},
+            "httpGet": {"path": fw.readiness_path(prefix, app_path(spec)), "port": "http"},
             "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3,
         },
         "livenessProbe": {
@@ -178,9 +165,9 @@ def make_service(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -
 def route_rule(viz_host: str, prefix: str) -> str:
     """Traefik's match rule. Both parts are validated first: backticks,
     spaces or parentheses can never reach the rule."""
-    if not HOSTNAME_RE.match(viz_host):
+    if not is_hostname(viz_host):
         raise ValueError(f"unsafe host {viz_host!r}")
-    if not PREFIX_RE.match(prefix):
+    if not is_prefix(prefix):
         raise ValueError(f"unsafe URL prefix {prefix!r}")
     return f"Host(`{viz_host}`) && PathPrefix(`{prefix}`)"
 

@@ -15,7 +15,8 @@ app's output goes to ``run_dir/<deployment_name>.log``; the ref is also kept in
 ``run_dir/<deployment_name>.json`` so :meth:`LocalBackend.list` finds groups
 started by an earlier Dormouse process.
 
-How each framework is launched and where its app answers is in
+How each framework is launched and where its app answers is asked of its
+entry in :mod:`app.backends.frameworks`, through
 :mod:`app.backends.local_commands`.
 
 The ref is a short JSON object: ``{"v", "name", "fw", "pid", "start", "port",
@@ -30,7 +31,6 @@ import json
 import logging
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -43,26 +43,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from app.backends import frameworks
 from app.backends.base import AppSpec, BackendError, BackendStatus
-from app.backends.local_commands import (
-    bind_literal,
-    bokeh_launch,
-    child_env,
-    dash_launch,
-    resolve_source,
-    split_host,
-)
+from app.backends.local_commands import bind_literal, child_env, launch, locate_source, split_host
 from app.backends.local_watchdog import group_members, proc_stat
+from app.slugs import is_file_name, is_prefix, is_url_host
 
 log = logging.getLogger(__name__)
 
 WATCHDOG = Path(__file__).resolve().with_name("local_watchdog.py")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-PREFIX_RE = re.compile(r"^/(?:[A-Za-z0-9._~-]+/)*$")
-HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^\[[0-9A-Fa-f:.]+\]$")
 LOG_TAIL_LINES = 15
 LOG_TAIL_CHARS = 1500
-BOKEH_ERROR = "Error running application handler"
 PORT_HOLD = 60.0  # seconds a handed-out port is not offered again in-process
 
 
@@ -95,7 +86,7 @@ def group_alive(pgid: int) -> bool:
 
 
 class LocalBackend:
-    """Run Dash and Bokeh apps from ``apps_dir`` as local process groups."""
+    """Run the apps in ``apps_dir`` (any registered framework) as local process groups."""
 
     name = "local"
 
@@ -130,11 +121,12 @@ class LocalBackend:
     # ------------------------------------------------------------------ create
     def create(self, spec: AppSpec) -> str:
         """Start ``spec`` under a watchdog; return the ref. Does not wait."""
-        if not NAME_RE.match(spec.deployment_name):
+        if not is_file_name(spec.deployment_name):
             raise BackendError(f"Invalid deployment name {spec.deployment_name!r}.")
-        if not PREFIX_RE.match(spec.prefix):
+        if not is_prefix(spec.prefix):
             raise BackendError(f"Invalid URL prefix {spec.prefix!r}.")
-        target = resolve_source(self.apps_dir, spec.source)
+        frameworks.get(spec.framework)  # UnknownFramework before anything is made
+        target = locate_source(self.apps_dir, spec.source)
         name = spec.deployment_name
         self._reap()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,15 +135,9 @@ class LocalBackend:
             raise BackendError(f"Deployment {name} is already running.")
 
         port = self._pick_port()
-        if spec.framework == "dash":
-            launch = dash_launch(spec, target, python=self.python, bind_host=self.bind_host,
-                                 port=port, stop_grace=self.stop_grace)
-        elif spec.framework == "bokeh":
-            launch = bokeh_launch(spec, target, python=self.python, apps_dir=self.apps_dir,
-                                  bind_host=self.bind_host, public_host=self.public_host, port=port)
-        else:
-            raise BackendError(f"Unknown framework {spec.framework!r}.")
-        cmd, cwd, app_path = launch.argv, launch.cwd, launch.app_path
+        run = launch(spec, target, python=self.python, bind_host=self.bind_host, port=port,
+                     public_host=self.public_host, stop_grace=self.stop_grace)
+        cmd, cwd, app_path = run.argv, run.cwd, run.app_path
         env = child_env(spec, dict(os.environ))
 
         exit_file = self.run_dir / f"{name}.exit"
@@ -230,7 +216,8 @@ class LocalBackend:
             )
         if not alive:
             return BackendStatus("gone", reason="The app's process is not running.")
-        server = "Dash" if r["fw"] == "dash" else "Bokeh"
+        fw = frameworks.FRAMEWORKS.get(r["fw"])
+        server = fw.badge if fw else "app"
         check_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
             self.bind_host, bind_literal(self.bind_host)
         )
@@ -244,10 +231,10 @@ class LocalBackend:
                 return BackendStatus("starting", phase=f"Starting the {server} server")
             return BackendStatus("starting", phase="Waiting for the app to answer")
         if http_code == 200:
-            if r["fw"] == "bokeh":
-                # bokeh serve answers 200 with an empty page when main.py raises
-                # and only logs the error; the probe above ran main.py once.
-                error = self._log_tail(r, BOKEH_ERROR)
+            if fw and fw.log_error:
+                # e.g. bokeh serve answers 200 with an empty page when main.py
+                # raises and only logs the error; the probe above ran it once.
+                error = self._log_tail(r, fw.log_error)
                 if error:
                     return BackendStatus("failed", reason=f"The app raised an error:\n{error}")
             return BackendStatus("running")
@@ -343,7 +330,7 @@ class LocalBackend:
         if r is None:
             raise BackendError("Unreadable deployment reference.")
         host = split_host(self.public_host or request_host) or "localhost"
-        if not HOST_RE.match(host):
+        if not is_url_host(host):
             raise BackendError(f"Invalid host {host!r}.")
         return f"{self.scheme}://{host}:{r['port']}{r['path']}"
 
@@ -352,7 +339,7 @@ class LocalBackend:
         try:
             r = json.loads(ref)
             ok = (
-                NAME_RE.match(r["name"]) and isinstance(r["pid"], int) and r["pid"] > 1
+                is_file_name(r["name"]) and isinstance(r["pid"], int) and r["pid"] > 1
                 and isinstance(r["port"], int) and str(r["path"]).startswith("/")
             )  # fmt: skip
         except (ValueError, TypeError, KeyError):

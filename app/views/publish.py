@@ -17,18 +17,8 @@ def publish_app():
     form = PublishForm()
     settings = current_app.config["DORMOUSE"]
     if form.validate_on_submit():
-        data = AppInput(
-            title=form.title.data or "",
-            framework=form.framework.data or "",
-            description=form.description.data or "",
-            source=form.source.data or "",
-            image=form.image.data or "",
-            port=form.port.data or "",
-            cpu=form.cpu.data or "",
-            memory=form.memory.data or "",
-            env=form.env.data or "",
-            is_public=bool(form.is_public.data),
-        )
+        data = AppInput(**{name: getattr(form, name).data or "" for name in AppInput.TEXT_FIELDS},
+                        is_public=bool(form.is_public.data))
         try:
             app = publish(current_user, data, settings)
         except PublishError as exc:
