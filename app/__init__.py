@@ -46,13 +46,14 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     app.extensions["dormouse.backend"] = make_backend(settings)
     app.jinja_env.globals["frameworks"] = frameworks.FRAMEWORKS  # labels and badges for pages
 
-    from . import auth, errors, scheduler
+    from . import auth, errors, scheduler, security
     from .cli import register_cli
     from .views import register_blueprints
 
     auth.init_app(app)
     register_blueprints(app)
     errors.init_app(app)
+    security.init_app(app)
     register_cli(app)
     scheduler.init_app(app)
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":

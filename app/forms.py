@@ -24,6 +24,10 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me logged in")
 
 
+def _optional_text(label: str, max_length: int, description: str) -> StringField:
+    return StringField(label, validators=[Optional(), Length(max=max_length)], description=description)
+
+
 class PublishForm(FlaskForm):
     title = StringField(
         "Title", validators=[DataRequired(), Length(max=40)],
@@ -31,23 +35,17 @@ class PublishForm(FlaskForm):
     )
     framework = SelectField("Framework", choices=_framework_choices)
     description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
-    source = StringField(
-        "Source", validators=[Optional(), Length(max=500)],
-        description="A Python file in the apps folder; for Dash add the WSGI callable, "
+    source = _optional_text(
+        "Source", 500, "A Python file in the apps folder; for Dash add the WSGI callable, "
         "e.g. dash-wave/app.py:server.",
     )
-    image = StringField(
-        "Container image", validators=[Optional(), Length(max=500)],
-        description="For cluster deployments, e.g. ghcr.io/you/app:1.0.",
-    )
-    command = StringField(
-        "Command", validators=[Optional(), Length(max=500)],
-        description="With an image only: the container's command instead of the framework's "
+    image = _optional_text("Container image", 500, "For cluster deployments, e.g. ghcr.io/you/app:1.0.")
+    command = _optional_text(
+        "Command", 500, "With an image only: the container's command instead of the framework's "
         "default, e.g. python serve.py --port 8050 (split like a shell would, but no shell runs it).",
     )
-    port = StringField(
-        "Port", validators=[Optional(), Length(max=5)],
-        description=f"The port the app listens on in its container (default {_default_ports()}).",
+    port = _optional_text(
+        "Port", 5, f"The port the app listens on in its container (default {_default_ports()}).",
     )
     cpu = StringField("CPU", default="500m", validators=[Length(max=20)])
     memory = StringField("Memory", default="512Mi", validators=[Length(max=20)])

@@ -221,18 +221,17 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
     except ValueError:
         errors["port"] = "The port must be a whole number from 1024 to 65535."
 
-    cpu = parse_cpu(data.cpu)
-    if cpu is None or cpu == 0:
-        errors["cpu"] = "Write CPU like 500m or 1.5."
-    elif cpu > settings.max_cpu_millicores:
-        errors["cpu"] = f"At most {settings.max_cpu_millicores}m CPU."
-    values["cpu"] = data.cpu.strip()
-    memory = parse_memory(data.memory)
-    if memory is None or memory == 0:
-        errors["memory"] = "Write memory like 512Mi or 2Gi."
-    elif memory > settings.max_memory_mib:
-        errors["memory"] = f"At most {settings.max_memory_mib}Mi memory."
-    values["memory"] = data.memory.strip()
+    for name, parse, example, maximum, unit in (
+        ("cpu", parse_cpu, "500m or 1.5", settings.max_cpu_millicores, "m CPU"),
+        ("memory", parse_memory, "512Mi or 2Gi", settings.max_memory_mib, "Mi memory"),
+    ):
+        text = getattr(data, name).strip()
+        amount = parse(text)
+        if not amount:
+            errors[name] = f"Write {name.replace('cpu', 'CPU')} like {example}."
+        elif amount > maximum:
+            errors[name] = f"At most {maximum}{unit}."
+        values[name] = text
 
     env, env_error = parse_env(data.env)
     if env_error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_app_context
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -47,7 +47,17 @@ def build_app(settings: Settings) -> Flask:
 
 class CSRFClient(FlaskClient):
     """A test client that sends the page's CSRF token with every POST, as the
-    browser does through hx-headers; ``csrf=False`` leaves it off."""
+    browser does through hx-headers; ``csrf=False`` leaves it off.
+
+    Tests run inside one app context (the ``app`` fixture), which every request
+    would otherwise reuse, ``flask.g`` included: Flask-Login's current user and
+    Flask-WTF's token would leak from one client's request into the next
+    client's. Each request starts with an empty ``g``, as in a real server."""
+
+    def open(self, *args, **kwargs):  # type: ignore[override]
+        if has_app_context():
+            vars(g).clear()
+        return super().open(*args, **kwargs)
 
     def post(self, *args, csrf: bool = True, **kwargs):  # type: ignore[override]
         if csrf:

@@ -245,3 +245,15 @@ def test_errors_answer_in_kind(client):
     partial = client.get("/x/y/viz/status", headers=HX).get_data(as_text=True)
     assert 'id="viz-status"' in partial and "nothing here" in partial
     assert json.loads(client.get("/x/y/viz/status", headers=JSON).data)["status"] == 404
+
+
+def test_each_client_is_its_own_visitor(app, alice):
+    """Two clients in one test: one logged in, one not. Nothing of the first
+    (current user, CSRF token) may leak into the second's requests."""
+    make_app(alice, "secret", is_public=False)
+    owner, stranger = app.test_client(), app.test_client()
+    login(owner)
+    assert owner.get("/alice/secret/").status_code == 200
+    assert stranger.get("/alice/secret/").status_code == 404
+    assert "secret" not in stranger.get("/").get_data(as_text=True)
+    assert owner.get("/alice/secret/").status_code == 200

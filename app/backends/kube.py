@@ -23,7 +23,7 @@ from . import kube_calls, kube_objects
 from .base import AppSpec, BackendError, BackendStatus
 from .kube_calls import KubeUnavailable, as_json
 from .kube_names import MANAGED_SELECTOR, name_for
-from .kube_status import pod_status
+from .kube_status import current_pod, pod_status
 
 log = logging.getLogger(__name__)
 def _api_message(exc: ApiException) -> str:
@@ -125,8 +125,8 @@ class KubeBackend:
         try:
             pods = self._call(core.list_namespaced_pod, ns, what=f"list pods of {name}",
                               label_selector=f"app.kubernetes.io/instance={name}")["items"]
-            pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-            if not pods:
+            pod = current_pod(pods)
+            if pod is None:
                 apps = client.AppsV1Api(self.api)
                 try:
                     self._call(apps.read_namespaced_deployment, name, ns, what=f"read Deployment {name}")
@@ -135,7 +135,6 @@ class KubeBackend:
                         return BackendStatus("gone", reason="The app's Deployment no longer exists.")
                     raise
                 return BackendStatus("starting", phase="Waiting for the app's pod to be created")
-            pod = max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
             state = pod_status(pod)
             if state.state == "starting" and state.phase.startswith("Scheduled"):
                 events = self._call(core.list_namespaced_event, ns, what=f"events of {name}",

@@ -21,6 +21,30 @@ def _short(text: str | None) -> str:
     return text if len(text) <= MESSAGE_CAP else text[: MESSAGE_CAP - 1] + "…"
 
 
+ENDED_PHASES = ("Failed", "Succeeded")
+
+
+def current_pod(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The pod that speaks for a deployment, of all that carry its labels.
+
+    Pods being deleted are left out. A pod still in play wins over one that
+    has ended (an evicted pod and the replacement its ReplicaSet made are
+    often created in the same second, which ``creationTimestamp`` cannot tell
+    apart), then the newest, then by name so the choice never depends on the
+    listing's order. Only when every pod has ended does an ended one speak.
+    None when there is no pod."""
+    candidates = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    if not candidates:
+        return None
+
+    def rank(pod: dict[str, Any]) -> tuple[bool, str, str]:
+        meta = pod.get("metadata") or {}
+        in_play = (pod.get("status") or {}).get("phase") not in ENDED_PHASES
+        return in_play, meta.get("creationTimestamp") or "", meta.get("name") or ""
+
+    return max(candidates, key=rank)
+
+
 def pod_status(pod: dict[str, Any], events: list[dict[str, Any]] | None = None) -> BackendStatus:
     """``running`` when the pod is Ready; ``failed`` fast, with a reason, when
     it cannot get there (image, crash loop, unschedulable, bad config);
@@ -31,7 +55,8 @@ def pod_status(pod: dict[str, Any], events: list[dict[str, Any]] | None = None) 
     images = {c.get("name"): c.get("image") for c in (pod.get("spec") or {}).get("containers") or []}
 
     if status.get("phase") == "Failed":
-        return BackendStatus("failed", reason=f"The app's pod failed: {_short(status.get('message') or status.get('reason'))}")
+        why = _short(status.get("message") or status.get("reason")) or "the cluster gave no reason"
+        return BackendStatus("failed", reason=f"The app's pod failed: {why}")
     scheduled = conditions.get("PodScheduled") or {}
     if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         return BackendStatus(

@@ -14,10 +14,12 @@ bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths, so ?next= cannot send people elsewhere."""
+    """Only same-site relative paths, so ?next= cannot send people elsewhere
+    (no backslash either: browsers read it as a slash, "/\\evil.com")."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
+        if (not parts.scheme and not parts.netloc and target.startswith("/")
+                and not target.startswith("//") and "\\" not in target):
             return target
     return url_for("gallery.index")
 

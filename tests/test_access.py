@@ -1,0 +1,583 @@
+"""Who may do what, over every route and form, and CSRF on every POST.
+
+The matrix: viewers (anonymous, another user, the owner, an admin) x every
+route, for a public and a private app. A private app is 404 - not 403, its
+existence is not revealed - to anyone but its owner and admins, on its page
+and on every viz endpoint, and answers exactly what a missing app answers.
+The route tables below are checked against ``app.url_map``: a new route (or a
+new method on one) without a row here fails ``test_the_matrix_covers_every_route``.
+
+Every POST without the CSRF token (or with another session's token) is
+refused with 400 and changes nothing; with the token it works.
+
+The backend is the scripted FakeBackend, so no process starts. Each request
+runs in its own app context: the shared ``app`` fixture keeps one context
+open for the whole test, so every request would share ``flask.g``, where
+Flask-Login caches the current user and Flask-WTF the CSRF token - a second
+client would then be served as the first one's user, which hides exactly the
+bugs this file looks for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app import lifecycle
+from app.backends.local import LocalBackend
+from app.extensions import db
+from app.models import Deployment, User, VizApp, utcnow
+from tests.factories import EXAMPLES, CSRFClient, build_app, login, make_app, make_settings, make_user
+from tests.fakes import FakeBackend
+
+HX = {"HX-Request": "true"}
+JSON = {"Accept": "application/json"}
+VIEWERS = ("anonymous", "other", "owner", "admin")
+USERNAMES = {"other": "bob", "owner": "alice", "admin": "root"}
+PASSWORD = "correct-horse"
+APPS = {"public": "wave", "private": "secret"}
+EXPIRED = "session has expired"  # the CSRF refusal's message
+NOTHING_HERE = {"error": "There is nothing here.", "status": 404}
+WHO = re.compile(r'<span class="who">([^<\s]+)')
+
+
+# --------------------------------------------------------------------- the site
+@dataclass
+class Site:
+    app: Flask
+    backend: FakeBackend
+
+    def client(self, viewer: str = "anonymous") -> CSRFClient:
+        client: CSRFClient = self.app.test_client()  # type: ignore[assignment]
+        if viewer != "anonymous":
+            response = login(client, USERNAMES[viewer], PASSWORD)
+            assert response.status_code == 302, response.get_data(as_text=True)
+            assert who(client) == USERNAMES[viewer]
+        return client
+
+    @contextmanager
+    def ctx(self) -> Iterator[None]:
+        """A short app context for the test's own database reads and writes."""
+        with self.app.app_context():
+            try:
+                yield
+            finally:
+                db.session.remove()
+
+    def viz_app(self, title: str) -> VizApp:
+        return db.session.scalar(select(VizApp).where(VizApp.title == title))
+
+    def deployments(self, title: str) -> list[Deployment]:
+        with self.ctx():
+            rows = db.session.scalars(
+                select(Deployment).join(VizApp).where(VizApp.title == title).order_by(Deployment.id)
+            ).all()
+            for row in rows:
+                db.session.expunge(row)
+            return list(rows)
+
+    def ensure_deployment(self, title: str) -> str:
+        """A live deployment of ``title`` (made here, not through a view); its public name."""
+        with self.ctx():
+            return lifecycle.ensure_deployment(self.viz_app(title)).public_name
+
+    def app_titles(self) -> set[str]:
+        with self.ctx():
+            return set(db.session.scalars(select(VizApp.title)))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    app = build_app(make_settings(tmp_path))
+    app.test_client_class = CSRFClient
+    backend = FakeBackend()
+    app.extensions["dormouse.backend"] = backend
+    try:
+        with app.app_context():
+            alice = make_user("alice", PASSWORD)
+            make_user("bob", PASSWORD)
+            make_user("root", PASSWORD, admin=True)
+            make_app(alice, "wave", description="A public wave.")
+            make_app(alice, "secret", description="A private plot.", is_public=False)
+            db.session.remove()
+        yield Site(app, backend)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def who(client: CSRFClient) -> str | None:
+    """The user the site shows as logged in for this client, or None."""
+    match = WHO.search(client.get("/").get_data(as_text=True))
+    return match.group(1) if match else None
+
+
+def session_user(client: CSRFClient) -> str | None:
+    with client.session_transaction() as session:
+        return session.get("_user_id")
+
+
+def visible(viewer: str, visibility: str) -> bool:
+    return visibility == "public" or viewer in ("owner", "admin")
+
+
+def assert_hidden(client: CSRFClient, method: str, path: str, title: str, **kwargs) -> None:
+    """404, and the very answer an app that does not exist gets."""
+    call = client.post if method == "POST" else client.get
+    response = call(f"/alice/{title}{path}", headers=JSON, **kwargs)
+    missing = call(f"/alice/no-such-app{path}", headers=JSON, **kwargs)
+    assert response.status_code == 404, (path, response.status_code)  # never 403
+    assert response.get_json() == missing.get_json() == NOTHING_HERE, path
+    # and as an HTMX partial, word for word
+    response = call(f"/alice/{title}{path}", headers=HX, **kwargs)
+    missing = call(f"/alice/no-such-app{path}", headers=HX, **kwargs)
+    assert response.status_code == missing.status_code == 404, path
+    assert response.get_data() == missing.get_data(), path
+
+
+# ------------------------------------------------------ the app routes (x public/private)
+AppCheck = Callable[[Site, CSRFClient, str, bool], None]
+
+
+def check_app_page(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    if not shown:
+        return assert_hidden(client, "GET", "/", title)
+    response = client.get(f"/alice/{title}/")
+    assert response.status_code == 200
+    assert f"/alice/{title}/viz/" in response.get_data(as_text=True)
+
+
+def check_viz_page(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    before = len(site.deployments(title)), site.backend.calls["create"]
+    if not shown:
+        assert_hidden(client, "GET", "/viz/", title)
+    else:
+        response = client.get(f"/alice/{title}/viz/")
+        assert response.status_code == 200
+        assert f'hx-post="/alice/{title}/viz/start"' in response.get_data(as_text=True)
+    assert (len(site.deployments(title)), site.backend.calls["create"]) == before  # starts nothing
+
+
+def check_start(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    before = site.backend.calls["create"]
+    if not shown:
+        assert_hidden(client, "POST", "/viz/start", title)
+        assert site.deployments(title) == [] and site.backend.calls["create"] == before
+        return
+    response = client.post(f"/alice/{title}/viz/start", headers=HX)
+    assert response.status_code == 200
+    assert 'data-status="starting"' in response.get_data(as_text=True)
+    (dep,) = site.deployments(title)
+    assert dep.status == "starting" and dep.latest_load_at is not None
+    assert site.backend.calls["create"] == before + 1
+
+
+def check_status(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = site.ensure_deployment(title)
+    if not shown:
+        assert_hidden(client, "GET", "/viz/status", title)
+        assert_hidden(client, "GET", f"/viz/status?deployment={public_name}", title)
+        return
+    data = client.get(f"/alice/{title}/viz/status?deployment={public_name}", headers=JSON).get_json()
+    assert data["status"] == "starting" and data["public_name"] == public_name
+
+
+def check_ping(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = site.ensure_deployment(title)
+    form = {"deployment": public_name}
+    if not shown:
+        assert_hidden(client, "POST", "/viz/ping", title, data=form)
+        (dep,) = site.deployments(title)
+        assert dep.latest_ping_at is None  # the ping was not recorded
+        return
+    response = client.post(f"/alice/{title}/viz/ping", data=form, headers=JSON)
+    assert response.status_code == 200 and response.get_json()["status"] == "starting"
+    (dep,) = site.deployments(title)
+    assert dep.latest_ping_at is not None
+
+
+APP_CHECKS: dict[tuple[str, str], AppCheck] = {
+    ("gallery.app_page", "GET"): check_app_page,
+    ("viz.page", "GET"): check_viz_page,
+    ("viz.start", "POST"): check_start,
+    ("viz.status", "GET"): check_status,
+    ("viz.ping", "POST"): check_ping,
+}
+
+
+@pytest.mark.parametrize("visibility", APPS)
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_app_routes(site: Site, viewer: str, visibility: str) -> None:
+    title, shown = APPS[visibility], visible(viewer, visibility)
+    for (endpoint, method), check in APP_CHECKS.items():
+        client = site.client(viewer)
+        try:
+            check(site, client, title, shown)
+        except AssertionError as exc:
+            raise AssertionError(f"{method} {endpoint} as {viewer} on the {visibility} app: {exc}") from exc
+
+
+# ---------------------------------------------------------------- the site routes
+SiteCheck = Callable[[Site, CSRFClient, str], None]
+NEW_APP = {
+    "title": "fresh-plot",
+    "framework": "dash",
+    "source": "dash-wave/app.py:server",
+    "cpu": "250m",
+    "memory": "256Mi",
+    "is_public": "y",
+}
+
+
+def to_login(response, next_path: str) -> None:
+    assert response.status_code == 302, response.status_code
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/login" and parse_qs(location.query)["next"] == [next_path]
+
+
+def check_gallery(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "/alice/wave/" in html
+    assert ("/alice/secret/" in html) == visible(viewer, "private")
+
+
+def check_robots(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/robots.txt")
+    assert response.status_code == 200 and "Disallow: /*/*/viz/" in response.get_data(as_text=True)
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def check_healthz(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json()["database"] == "ok"
+
+
+def check_login_page(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/login")
+    if viewer == "anonymous":
+        assert response.status_code == 200 and 'name="password"' in response.get_data(as_text=True)
+    else:  # already logged in: off to the gallery
+        assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def check_login_post(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    # the anonymous visitor is now alice; a logged-in user stays who they were
+    assert who(client) == (USERNAMES.get(viewer) or "alice")
+
+
+def check_logout(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.post("/logout")
+    if viewer == "anonymous":  # it needs a login
+        to_login(response, "/logout")
+    else:
+        assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert who(client) is None and session_user(client) is None
+
+
+def check_publish_form(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/publish")
+    if viewer == "anonymous":
+        return to_login(response, "/publish")
+    assert response.status_code == 200 and 'name="title"' in response.get_data(as_text=True)
+
+
+def check_publish_post(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.post("/publish", data=NEW_APP)
+    if viewer == "anonymous":
+        to_login(response, "/publish")
+        assert "fresh-plot" not in site.app_titles()
+        return
+    username = USERNAMES[viewer]
+    assert response.status_code == 302 and response.headers["Location"] == f"/{username}/fresh-plot/"
+    with site.ctx():
+        published = db.session.scalar(select(VizApp).join(User).where(VizApp.title == "fresh-plot"))
+        assert published.owner.username == username  # published as the viewer, nobody else
+
+
+SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
+    ("gallery.index", "GET"): check_gallery,
+    ("gallery.robots", "GET"): check_robots,
+    ("gallery.healthz", "GET"): check_healthz,
+    ("auth.login", "GET"): check_login_page,
+    ("auth.login", "POST"): check_login_post,
+    ("auth.logout", "POST"): check_logout,
+    ("publish.publish_app", "GET"): check_publish_form,
+    ("publish.publish_app", "POST"): check_publish_post,
+}
+
+
+@pytest.mark.parametrize("viewer", VIEWERS)
+def test_site_routes(site: Site, viewer: str) -> None:
+    for (endpoint, method), check in SITE_CHECKS.items():
+        client = site.client(viewer)
+        try:
+            check(site, client, viewer)
+        except AssertionError as exc:
+            raise AssertionError(f"{method} {endpoint} as {viewer}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------- CSRF
+def post(client: CSRFClient, url: str, token: str, foreign: str, **kwargs):
+    """POST with no token, another session's token, or the client's own."""
+    if token == "own":
+        return client.post(url, **kwargs)
+    headers = dict(kwargs.pop("headers", {}))
+    if token == "foreign":
+        headers["X-CSRFToken"] = foreign
+    return client.post(url, headers=headers, csrf=False, **kwargs)
+
+
+def refused(response) -> bool:
+    return response.status_code == 400 and EXPIRED in response.get_data(as_text=True)
+
+
+def csrf_start(site: Site, token: str, foreign: str) -> None:
+    client = site.client("owner")
+    response = post(client, "/alice/wave/viz/start", token, foreign, headers=HX)
+    if token != "own":
+        assert refused(response), response.status_code
+        assert site.deployments("wave") == [] and site.backend.calls["create"] == 0
+        return
+    assert response.status_code == 200
+    assert [d.status for d in site.deployments("wave")] == ["starting"]
+
+
+def csrf_ping(site: Site, token: str, foreign: str) -> None:
+    public_name = site.ensure_deployment("wave")
+    client = site.client("anonymous")
+    response = post(
+        client, "/alice/wave/viz/ping", token, foreign, data={"deployment": public_name}, headers=JSON
+    )
+    (dep,) = site.deployments("wave")
+    if token != "own":
+        assert refused(response), response.status_code
+        assert dep.latest_ping_at is None
+        return
+    assert response.status_code == 200 and dep.latest_ping_at is not None
+
+
+def csrf_publish(site: Site, token: str, foreign: str) -> None:
+    client = site.client("owner")
+    response = post(client, "/publish", token, foreign, data=NEW_APP)
+    if token != "own":
+        assert refused(response), response.status_code
+        assert "fresh-plot" not in site.app_titles()
+        return
+    assert response.status_code == 302 and "fresh-plot" in site.app_titles()
+
+
+def csrf_login(site: Site, token: str, foreign: str) -> None:
+    client = site.client("anonymous")
+    response = post(client, "/login", token, foreign, data={"username": "alice", "password": PASSWORD})
+    if token != "own":
+        assert refused(response), response.status_code
+        assert session_user(client) is None and who(client) is None
+        return
+    assert response.status_code == 302 and who(client) == "alice"
+
+
+def csrf_logout(site: Site, token: str, foreign: str) -> None:
+    client = site.client("owner")
+    response = post(client, "/logout", token, foreign)
+    if token != "own":
+        assert refused(response), response.status_code
+        assert who(client) == "alice" and session_user(client) is not None  # still logged in
+        return
+    assert response.status_code == 302 and who(client) is None
+
+
+CSRF_CASES: dict[tuple[str, str], Callable[[Site, str, str], None]] = {
+    ("viz.start", "POST"): csrf_start,
+    ("viz.ping", "POST"): csrf_ping,
+    ("publish.publish_app", "POST"): csrf_publish,
+    ("auth.login", "POST"): csrf_login,
+    ("auth.logout", "POST"): csrf_logout,
+}
+
+
+@pytest.mark.parametrize("token", ["missing", "foreign", "own"])
+@pytest.mark.parametrize("route", CSRF_CASES, ids=lambda r: r[0])
+def test_csrf(site: Site, route: tuple[str, str], token: str) -> None:
+    foreign = site.app.test_client().csrf_token()  # valid, but another session's
+    CSRF_CASES[route](site, token, foreign)
+
+
+# ------------------------------------------------------------------------ coverage
+def routes(app: Flask) -> set[tuple[str, str]]:
+    return {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def test_the_matrix_covers_every_route(site: Site) -> None:
+    found = routes(site.app)
+    assert set(APP_CHECKS) | set(SITE_CHECKS) == found
+    assert not set(APP_CHECKS) & set(SITE_CHECKS)
+    # every route under /<owner>/<title>/ goes through the public/private matrix
+    app_scoped = {
+        (rule.endpoint, method)
+        for rule in site.app.url_map.iter_rules()
+        if "<owner>" in rule.rule
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert app_scoped == set(APP_CHECKS)
+    # and every POST through the CSRF cases
+    assert {r for r in found if r[1] == "POST"} == set(CSRF_CASES)
+
+
+# ------------------------------------------------------------------------ Host
+PORT, PATH = 8123, "/alice/wave/default-abc234/"
+
+
+@pytest.fixture
+def running_local(site: Site, tmp_path: Path) -> Site:
+    """The public app with a running deployment, served by the real LocalBackend's
+    url() from a stored ref (no process: a running row never asks the backend)."""
+    site.app.extensions["dormouse.backend"] = LocalBackend(EXAMPLES, tmp_path / "run")
+    ref = json.dumps(
+        {
+            "v": 1,
+            "name": "alice-wave-default-abc234",
+            "fw": "dash",
+            "pid": 999999,
+            "start": 1,
+            "port": PORT,
+            "path": PATH,
+        }
+    )
+    with site.ctx():
+        now = utcnow()
+        db.session.add(
+            Deployment(
+                app=site.viz_app("wave"),
+                name="default",
+                public_name="default-abc234",
+                status="running",
+                backend="local",
+                backend_ref=ref,
+                created_at=now,
+                ready_at=now,
+            )
+        )
+        db.session.commit()
+    return site
+
+
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("example.org:8000", "example.org"),
+        ("example.org", "example.org"),
+        ("127.0.0.1:5000", "127.0.0.1"),
+        ("[::1]:8000", "[::1]"),
+    ],
+)
+def test_status_url_uses_the_visitors_host(running_local: Site, host: str, expected: str) -> None:
+    client = running_local.client()
+    data = client.get("/alice/wave/viz/status", headers={**JSON, "Host": host}).get_json()
+    assert data["status"] == "running" and data["url"] == f"http://{expected}:{PORT}{PATH}"
+
+
+# Host values Werkzeug passes on (allowed characters) that are no host name:
+# LocalBackend.url refuses them, and the status endpoint answers 400.
+BAD_HOSTS = ["-evil.org", "evil-.org", ".evil.org", "a..b", "..", "evil..org:80", "a" * 300]
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+def test_a_bad_host_on_status_is_400(running_local: Site, host: str) -> None:
+    client = running_local.client()
+    response = client.get("/alice/wave/viz/status", headers={**JSON, "Host": host})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json() == {"error": "The request could not be understood.", "status": 400}
+    partial = client.get("/alice/wave/viz/status", headers={**HX, "Host": host})
+    assert partial.status_code == 400 and 'id="viz-status"' in partial.get_data(as_text=True)
+
+
+# Host values with characters no host has: Werkzeug reads them as an empty
+# host, and every route answers 400 before any view runs (app/security.py);
+# the garbage is never reflected.
+GARBAGE_HOSTS = ["evil host", "exa mple.org:80", 'x"onload=1', "evil.com/x", "a_b.org", "[::1", "<script>"]
+
+
+@pytest.mark.parametrize("host", GARBAGE_HOSTS)
+def test_a_garbage_host_is_400_everywhere_and_never_reflected(running_local: Site, host: str) -> None:
+    client = running_local.client()
+    for path in ("/", "/alice/wave/viz/status", "/login", "/healthz"):
+        for headers in (JSON, HX):
+            response = client.get(path, headers={**headers, "Host": host})
+            assert response.status_code == 400, (path, response.status_code)
+            body = response.get_data(as_text=True)
+            assert host not in body and host.replace('"', "&#34;") not in body
+
+
+# ------------------------------------------------------------------------ login
+@pytest.mark.parametrize("username, password", [("alice", "wrong-horse"), ("nobody", PASSWORD)])
+def test_a_failed_login_is_400_with_a_message_and_no_session(
+    site: Site, username: str, password: str
+) -> None:
+    client = site.client()
+    response = client.post("/login", data={"username": username, "password": password})
+    assert response.status_code == 400
+    # the same words for an unknown user and a wrong password
+    assert "Wrong username or password." in response.get_data(as_text=True)
+    assert session_user(client) is None and who(client) is None
+    to_login(client.get("/publish"), "/publish")
+
+
+def browser_host(location: str) -> str:
+    """The host a browser on http://dormouse.test/login goes to for this
+    Location (WHATWG URL parsing: surrounding C0 controls and spaces trimmed,
+    tabs and newlines removed, a backslash is a slash in http(s) URLs)."""
+    cleaned = re.sub(r"[\t\n\r]", "", location.strip("".join(map(chr, range(0x21)))))
+    return urlsplit(urljoin("http://dormouse.test/login", cleaned.replace("\\", "/"))).netloc
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/publish", "/publish"),
+        ("/alice/wave/?tab=1", "/alice/wave/?tab=1"),
+        ("//evil.com", "/"),
+        ("///evil.com", "/"),
+        ("https://evil.com", "/"),
+        ("http:evil.com", "/"),
+        ("javascript:alert(1)", "/"),
+        ("\\\\evil.com", "/"),
+        ("/\t/evil.com", "/"),
+        ("/\\evil.com", "/"),  # a browser reads "\\" as "/"
+        ("/\\/evil.com", "/"),
+        ("evil.com", "/"),
+    ],
+)
+def test_next_goes_only_to_same_site_paths(site: Site, target: str, expected: str | None) -> None:
+    client = site.client()
+    response = client.post(
+        "/login", query_string={"next": target}, data={"username": "alice", "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert browser_host(location) == "dormouse.test", location
+    if expected is not None:
+        assert location == expected
+    # a visitor who is already logged in is sent on by the same rule
+    again = client.get("/login", query_string={"next": target})
+    assert again.status_code == 302 and browser_host(again.headers["Location"]) == "dormouse.test"
+    if expected is not None:
+        assert again.headers["Location"] == expected
