@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run dev test clean
+.PHONY: install run dev lint lint-fix test clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Dormouse needs Python 3.11 or newer")'
@@ -26,10 +26,23 @@ dev: install
 	$(BIN)/flask --app wsgi demo load
 	$(BIN)/flask --app wsgi run --debug --port $${PORT:-8000}
 
-test: install
+# Style holds without review: lint and formatting are checked before any test runs.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lint-fix: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The throwaway PostgreSQL is stopped after pytest whatever its outcome (pytest's
+# exit status is kept), unless it was running before (see scripts/test-postgres.sh).
+test: lint
 	scripts/test-system-deps.sh
 	scripts/kube-test-cluster.sh build
-	TEST_POSTGRES_URL="$$(scripts/test-postgres.sh)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	trap 'scripts/test-postgres.sh stop $$$$' EXIT; trap 'exit 130' INT TERM HUP; \
+	url="$$(scripts/test-postgres.sh start $$$$)" && \
+	TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

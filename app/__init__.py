@@ -34,8 +34,9 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     _configure_logging(app)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(REPO_ROOT / "migrations"), render_as_batch=True,
-                    compare_type=True)
+    migrate.init_app(
+        app, db, directory=str(REPO_ROOT / "migrations"), render_as_batch=True, compare_type=True
+    )
     login_manager.init_app(app)
     csrf.init_app(app)
     with app.app_context():
@@ -65,9 +66,7 @@ def _configure_logging(app: Flask) -> None:
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(
-            level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("app").setLevel(level)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job bookkeeping is noise
 

@@ -1,12 +1,12 @@
 """Command-line interface: thin wrappers over the same services the views use.
 
-    flask --app wsgi users create NAME [--admin]
-    flask --app wsgi apps publish --owner NAME --title T --framework dash --source PATH[:CALLABLE]
-    flask --app wsgi demo load
-    flask --app wsgi sweep
-    flask --app wsgi reconcile
-    flask --app wsgi deployments list
-    flask --app wsgi deployments stop OWNER/TITLE
+flask --app wsgi users create NAME [--admin]
+flask --app wsgi apps publish --owner NAME --title T --framework dash --source PATH[:CALLABLE]
+flask --app wsgi demo load
+flask --app wsgi sweep
+flask --app wsgi reconcile
+flask --app wsgi deployments list
+flask --app wsgi deployments stop OWNER/TITLE
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ deployments_cli = AppGroup("deployments", help="Inspect deployments.")
 DEMO_OWNER = "demo"
 DEMOS = (
     AppInput(
-        title="dash-wave", framework="dash", source="dash-wave/app.py:server",
+        title="dash-wave",
+        framework="dash",
+        source="dash-wave/app.py:server",
         description="A Dash/Plotly demo: move the slider and the callback redraws the wave.",
     ),
     AppInput(
-        title="bokeh-sliders", framework="bokeh", source="bokeh-sliders/main.py",
+        title="bokeh-sliders",
+        framework="bokeh",
+        source="bokeh-sliders/main.py",
         description="A Bokeh server demo: the sliders reshape the curve through a Python callback.",
     ),
 )
@@ -51,8 +55,9 @@ def _fail(message: str) -> None:
 @users_cli.command("create")
 @click.argument("username")
 @click.option("--admin", is_flag=True, help="Make the user an administrator.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from standard input instead of a prompt.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt."
+)
 def users_create(username: str, admin: bool, password_stdin: bool) -> None:
     """Create a user; the password comes from a prompt, or from stdin when piped."""
     if password_stdin or not sys.stdin.isatty():
@@ -72,24 +77,49 @@ def users_create(username: str, admin: bool, password_stdin: bool) -> None:
 @click.option("--framework", required=True, type=click.Choice(VizApp.framework_names()))
 @click.option("--source", default="", help="PATH[:CALLABLE], relative to APPS_DIR.")
 @click.option("--image", default="", help="Container image, for cluster backends.")
-@click.option("--command", "command", default="",
-              help="With --image: the container's command instead of the framework's default.")
+@click.option(
+    "--command",
+    "command",
+    default="",
+    help="With --image: the container's command instead of the framework's default.",
+)
 @click.option("--description", default="")
 @click.option("--port", default="")
 @click.option("--cpu", default="500m")
 @click.option("--memory", default="512Mi")
 @click.option("--env", "env_items", multiple=True, help="KEY=VALUE (repeatable).")
 @click.option("--private", is_flag=True, help="Leave it out of the gallery; only the owner sees it.")
-def apps_publish(owner: str, title: str, framework: str, source: str, image: str, command: str,
-                 description: str, port: str, cpu: str, memory: str,
-                 env_items: tuple[str, ...], private: bool) -> None:
+def apps_publish(
+    owner: str,
+    title: str,
+    framework: str,
+    source: str,
+    image: str,
+    command: str,
+    description: str,
+    port: str,
+    cpu: str,
+    memory: str,
+    env_items: tuple[str, ...],
+    private: bool,
+) -> None:
     """Publish an app for OWNER."""
     user = get_user(owner)
     if user is None:
         _fail(f"No user {owner!r}; create one with 'flask users create {owner}'.")
-    data = AppInput(title=title, framework=framework, description=description, source=source,
-                    image=image, command=command, port=port, cpu=cpu, memory=memory,
-                    env="\n".join(env_items), is_public=not private)
+    data = AppInput(
+        title=title,
+        framework=framework,
+        description=description,
+        source=source,
+        image=image,
+        command=command,
+        port=port,
+        cpu=cpu,
+        memory=memory,
+        env="\n".join(env_items),
+        is_public=not private,
+    )
     try:
         app = publish(user, data, current_app.config["DORMOUSE"])
     except PublishError as exc:
@@ -104,8 +134,10 @@ def demo_load() -> None:
     """Publish the demo apps (idempotent: existing ones are left alone)."""
     settings = current_app.config["DORMOUSE"]
     if settings.backend != "local":
-        click.echo(f"Skipped: the demos run from examples/ on the local backend, not on "
-                   f"BACKEND={settings.backend}. Publish apps with an image instead.")
+        click.echo(
+            f"Skipped: the demos run from examples/ on the local backend, not on "
+            f"BACKEND={settings.backend}. Publish apps with an image instead."
+        )
         return
     owner = get_user(DEMO_OWNER)
     if owner is None:

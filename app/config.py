@@ -29,8 +29,7 @@ def _get(env: dict[str, str], name: str, default: str) -> str:
     return value.strip() if value.strip() else default
 
 
-def _env_number(env: dict[str, str], name: str, default: float, minimum: float,
-                cast: type, what: str) -> Any:
+def _env_number(env: dict[str, str], name: str, default: float, minimum: float, cast: type, what: str) -> Any:
     raw = _get(env, name, str(default))
     try:
         value = cast(raw)
@@ -74,8 +73,7 @@ def _secret_key(env: dict[str, str], instance: Path, production: bool) -> str:
         return key
     if production:
         raise ConfigError(
-            "SECRET_KEY must be set when DORMOUSE_ENV=production "
-            "(every worker and replica must share it)"
+            "SECRET_KEY must be set when DORMOUSE_ENV=production (every worker and replica must share it)"
         )
     # A laptop: make one once and keep it under instance/, so sessions survive
     # restarts and every gunicorn worker reads the same key.
@@ -211,9 +209,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         env_name = _get(env, "DORMOUSE_ENV", "development")
         if env_name not in {"development", "production", "testing"}:
-            raise ConfigError(
-                f"DORMOUSE_ENV must be development, production or testing, got {env_name!r}"
-            )
+            raise ConfigError(f"DORMOUSE_ENV must be development, production or testing, got {env_name!r}")
         instance = Path(_get(env, "INSTANCE_PATH", str(REPO_ROOT / "instance"))).resolve()
         database_url = normalise_database_url(
             _get(env, "DATABASE_URL", f"sqlite:///{instance / 'dormouse.db'}")

@@ -45,7 +45,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unhandled(exc: Exception):  # HTTPExceptions have their own handlers above
         db.session.rollback()
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         return _respond(500, MESSAGES[500])
 
     @app.errorhandler(InternalServerError)

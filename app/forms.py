@@ -30,27 +30,34 @@ def _optional_text(label: str, max_length: int, description: str) -> StringField
 
 class PublishForm(FlaskForm):
     title = StringField(
-        "Title", validators=[DataRequired(), Length(max=40)],
+        "Title",
+        validators=[DataRequired(), Length(max=40)],
         description="Lowercase letters, digits and hyphens; it becomes part of the URL.",
     )
     framework = SelectField("Framework", choices=_framework_choices)
     description = TextAreaField("Description", validators=[Optional(), Length(max=5000)])
     source = _optional_text(
-        "Source", 500, "A Python file in the apps folder; for Dash add the WSGI callable, "
-        "e.g. dash-wave/app.py:server.",
+        "Source",
+        500,
+        "A Python file in the apps folder; for Dash add the WSGI callable, e.g. dash-wave/app.py:server.",
     )
     image = _optional_text("Container image", 500, "For cluster deployments, e.g. ghcr.io/you/app:1.0.")
     command = _optional_text(
-        "Command", 500, "With an image only: the container's command instead of the framework's "
+        "Command",
+        500,
+        "With an image only: the container's command instead of the framework's "
         "default, e.g. python serve.py --port 8050 (split like a shell would, but no shell runs it).",
     )
     port = _optional_text(
-        "Port", 5, f"The port the app listens on in its container (default {_default_ports()}).",
+        "Port",
+        5,
+        f"The port the app listens on in its container (default {_default_ports()}).",
     )
     cpu = StringField("CPU", default="500m", validators=[Length(max=20)])
     memory = StringField("Memory", default="512Mi", validators=[Length(max=20)])
     env = TextAreaField(
-        "Environment", validators=[Optional(), Length(max=10000)],
+        "Environment",
+        validators=[Optional(), Length(max=10000)],
         description="One KEY=VALUE per line.",
     )
     is_public = BooleanField("Listed in the gallery and open to everyone", default=True)

@@ -60,8 +60,9 @@ def decide(*, now: datetime, deployment: Activity, limits: IdleLimits) -> Verdic
     if d.status == "starting":
         started_for = (now - d.created_at).total_seconds()
         if started_for > limits.start_timeout:
-            return Verdict(True, "start-timeout",
-                           f"did not become ready within {limits.start_timeout:.0f} seconds")
+            return Verdict(
+                True, "start-timeout", f"did not become ready within {limits.start_timeout:.0f} seconds"
+            )
         return Verdict(False, "", f"starting for {started_for:.0f}s")
     load_at = max(t for t in (d.latest_load_at, d.ready_at, d.created_at) if t is not None)
     load_age = (now - load_at).total_seconds()

@@ -13,9 +13,9 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Iterator
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +36,9 @@ def acquire(name: str, holder: str, ttl: float, now: datetime | None = None) -> 
     expires = now + timedelta(seconds=ttl)
     result = db.session.execute(
         update(SchedulerLease)
-        .where(SchedulerLease.name == name,
-               or_(SchedulerLease.expires_at < now, SchedulerLease.holder == holder))
+        .where(
+            SchedulerLease.name == name, or_(SchedulerLease.expires_at < now, SchedulerLease.holder == holder)
+        )
         .values(holder=holder, expires_at=expires)
     )
     if result.rowcount == 1:

@@ -110,8 +110,13 @@ def latest_deployment(app: VizApp, name: str = "default") -> Deployment | None:
 # --- writing -----------------------------------------------------------------
 
 
-def _transition(dep: Deployment, from_statuses: tuple[str, ...], *conditions: ColumnElement[bool],
-                refresh_row: bool = True, **values: object) -> bool:
+def _transition(
+    dep: Deployment,
+    from_statuses: tuple[str, ...],
+    *conditions: ColumnElement[bool],
+    refresh_row: bool = True,
+    **values: object,
+) -> bool:
     """Apply ``values`` to ``dep`` only if its status is still one of
     ``from_statuses`` and every extra condition holds; commit; report whether
     this call made the change. The one conditional update every state change,
@@ -128,8 +133,7 @@ def _transition(dep: Deployment, from_statuses: tuple[str, ...], *conditions: Co
     return result.rowcount == 1
 
 
-def _older_than(column: InstrumentedAttribute[datetime | None],
-                cutoff: datetime) -> ColumnElement[bool]:
+def _older_than(column: InstrumentedAttribute[datetime | None], cutoff: datetime) -> ColumnElement[bool]:
     """``column`` is unset or at most ``cutoff``."""
     return or_(column.is_(None), column <= cutoff)
 
@@ -219,12 +223,12 @@ def record_ping(dep: Deployment, *, now: datetime | None = None) -> bool:
     revives a stopped deployment."""
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings().activity_resolution)
-    return _transition(dep, LIVE_STATUSES, _older_than(Deployment.latest_ping_at, cutoff),
-                       latest_ping_at=now)
+    return _transition(dep, LIVE_STATUSES, _older_than(Deployment.latest_ping_at, cutoff), latest_ping_at=now)
 
 
-def refresh(dep: Deployment, *, now: datetime | None = None, force: bool = False,
-            lim: idle.IdleLimits | None = None) -> Deployment:
+def refresh(
+    dep: Deployment, *, now: datetime | None = None, force: bool = False, lim: idle.IdleLimits | None = None
+) -> Deployment:
     """Bring a starting deployment's status up to date from the backend.
 
     Running, failed and stopped rows are returned as they are: the hot path
@@ -266,12 +270,18 @@ def _due_for_read(dep: Deployment, now: datetime, force: bool) -> bool:
     if force:
         return True
     cutoff = now - timedelta(seconds=STATUS_READ_INTERVAL)
-    return _transition(dep, ("starting",), _older_than(Deployment.status_checked_at, cutoff),
-                       refresh_row=False, status_checked_at=now)
+    return _transition(
+        dep,
+        ("starting",),
+        _older_than(Deployment.status_checked_at, cutoff),
+        refresh_row=False,
+        status_checked_at=now,
+    )
 
 
-def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: str = "",
-         if_unchanged: bool = False) -> bool:
+def stop(
+    dep: Deployment, *, reason: str, now: datetime | None = None, detail: str = "", if_unchanged: bool = False
+) -> bool:
     """Stop a live deployment; report whether this call stopped it.
 
     With ``if_unchanged`` (the idle sweep), the row is stopped only if no load
@@ -281,11 +291,21 @@ def stop(dep: Deployment, *, reason: str, now: datetime | None = None, detail: s
     now = now or utcnow()
     guard = []
     if if_unchanged:
-        for column, seen in ((Deployment.latest_load_at, dep.latest_load_at),
-                             (Deployment.latest_ping_at, dep.latest_ping_at)):
+        for column, seen in (
+            (Deployment.latest_load_at, dep.latest_load_at),
+            (Deployment.latest_ping_at, dep.latest_ping_at),
+        ):
             guard.append(column.is_(None) if seen is None else column == seen)
-    if not _transition(dep, LIVE_STATUSES, *guard, status="stopped", stopped_at=now,
-                       stop_reason=reason, status_reason=detail, phase=""):
+    if not _transition(
+        dep,
+        LIVE_STATUSES,
+        *guard,
+        status="stopped",
+        stopped_at=now,
+        stop_reason=reason,
+        status_reason=detail,
+        phase="",
+    ):
         return False
     log.info("deployment %s: stopped (%s) %s", dep.public_name, reason, detail)
     _stop_backend(dep)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -64,8 +64,16 @@ class AppInput:
 
     # the fields a person types as text (the publish form has one input each)
     TEXT_FIELDS: ClassVar[tuple[str, ...]] = (
-        "title", "framework", "description", "source", "image", "command", "port", "cpu",
-        "memory", "env",
+        "title",
+        "framework",
+        "description",
+        "source",
+        "image",
+        "command",
+        "port",
+        "cpu",
+        "memory",
+        "env",
     )
 
 

@@ -39,8 +39,11 @@ def run_sweep(app: Flask) -> sweep.SweepReport:
 
 def _on_job_event(event: JobExecutionEvent) -> None:
     if event.code == EVENT_JOB_ERROR:
-        log.error("scheduled job %s raised", event.job_id,
-                  exc_info=(type(event.exception), event.exception, event.exception.__traceback__))
+        log.error(
+            "scheduled job %s raised",
+            event.job_id,
+            exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
+        )
     else:
         log.warning("scheduled job %s missed its run time", event.job_id)
 
@@ -71,9 +74,7 @@ def start(app: Flask) -> bool:
     scheduler: BackgroundScheduler | None = app.extensions.get(EXTENSION_KEY)
     if scheduler is None or not settings.scheduler_enabled:
         return False
-    if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true" and os.environ.get(
-        "FLASK_RUN_FROM_CLI"
-    ):
+    if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true" and os.environ.get("FLASK_RUN_FROM_CLI"):
         return False  # the reloader's parent process: its child runs the scheduler
     if not scheduler.running:
         scheduler.start()

@@ -10,9 +10,9 @@ operations, so every rule stays in one place.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import select
 
@@ -41,19 +41,20 @@ class SweepReport:
 
     def lines(self) -> list[str]:
         """One line per thing the pass changed, for the CLI and the logs."""
-        out = [f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}"
-               for dep, detail in self.stopped]
-        out += [f"failed {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}"
-                for dep in self.failed]
-        out += [f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}"
-                for dep in self.vanished]
+        out = [
+            f"stopped {dep.app.slug_path} ({dep.public_name}): idle, {detail}" for dep, detail in self.stopped
+        ]
+        out += [f"failed {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}" for dep in self.failed]
+        out += [f"gone {dep.app.slug_path} ({dep.public_name}): {dep.status_reason}" for dep in self.vanished]
         out += [f"stopped orphan {ref}" for ref in self.orphans_stopped]
         return out
 
     def summary(self) -> str:
-        return (f"stopped {len(self.stopped)} idle, {len(self.failed)} failed to start, "
-                f"{len(self.vanished)} vanished, {len(self.orphans_stopped)} orphans, "
-                f"{self.errors} errors")
+        return (
+            f"stopped {len(self.stopped)} idle, {len(self.failed)} failed to start, "
+            f"{len(self.vanished)} vanished, {len(self.orphans_stopped)} orphans, "
+            f"{self.errors} errors"
+        )
 
 
 def lease_ttl() -> float:
@@ -93,8 +94,7 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
                 continue
             verdict = idle.decide(now=now, deployment=dep, limits=lim)
             # if_unchanged: a load or ping that lands after this decision keeps it
-            if verdict.stop and stop(dep, reason="idle", now=now, detail=verdict.detail,
-                                     if_unchanged=True):
+            if verdict.stop and stop(dep, reason="idle", now=now, detail=verdict.detail, if_unchanged=True):
                 report.stopped.append((dep, verdict.detail))
         except Exception:
             report.errors += 1
@@ -126,8 +126,12 @@ def reconcile(*, now: datetime | None = None) -> SweepReport:
         select(Deployment).where(Deployment.status.in_(LIVE_STATUSES), Deployment.backend == be.name)
     ).all()
     for dep in live:
-        vanished = (dep.status == "running" and dep.ready_at is not None
-                    and dep.ready_at < listed_at and dep.deployment_name not in listed)
+        vanished = (
+            dep.status == "running"
+            and dep.ready_at is not None
+            and dep.ready_at < listed_at
+            and dep.deployment_name not in listed
+        )
         if not vanished:
             continue
         try:
@@ -135,8 +139,12 @@ def reconcile(*, now: datetime | None = None) -> SweepReport:
             if status is not None and status.state == "failed":
                 changed = fail(dep, status.reason or "The app exited.", now)
             else:
-                changed = stop(dep, reason="gone", now=now,
-                               detail=(status.reason if status else "") or "The app is no longer running.")
+                changed = stop(
+                    dep,
+                    reason="gone",
+                    now=now,
+                    detail=(status.reason if status else "") or "The app is no longer running.",
+                )
             if changed:
                 report.vanished.append(dep)
         except Exception:

@@ -70,11 +70,12 @@ def check_dash_callback(base_url: str) -> None:
     assert match, f"no _dash-config in the page at {base_url}"
     config = json.loads(html.unescape(match.group(1)))
     assert config.get("requests_pathname_prefix") == prefix, (
-        f"Dash's requests_pathname_prefix is {config.get('requests_pathname_prefix')!r}, "
-        f"expected {prefix!r}"
+        f"Dash's requests_pathname_prefix is {config.get('requests_pathname_prefix')!r}, expected {prefix!r}"
     )
     scripts = re.findall(r'src="([^"]*_dash-component-suites/[^"]+)"', page)
-    assert scripts and all(s.startswith(prefix) for s in scripts), f"scripts not under {prefix}: {scripts[:3]}"
+    assert scripts and all(s.startswith(prefix) for s in scripts), (
+        f"scripts not under {prefix}: {scripts[:3]}"
+    )
     _get(urljoin(base_url, scripts[0]))
 
     layout = _get(urljoin(base_url, "_dash-layout")).text
@@ -127,7 +128,9 @@ def check_bokeh_app(app_url: str, origin: str) -> None:
     page = _get(app_url).text
     prefix = path.rsplit("/", 1)[0] + "/"
     scripts = re.findall(r'src="([^"]*/static/js/bokeh[^"]*\.js[^"]*)"', page)
-    assert scripts and all(s.startswith(prefix) for s in scripts), f"scripts not under {prefix}: {scripts[:3]}"
+    assert scripts and all(s.startswith(prefix) for s in scripts), (
+        f"scripts not under {prefix}: {scripts[:3]}"
+    )
     _get(urljoin(app_url, scripts[0]))
 
     query = urlencode(

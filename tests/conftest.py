@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from flask import Flask
@@ -22,8 +22,10 @@ from app.extensions import db
 from app.models import User, VizApp
 from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
 
-# The fake API server's own fixtures (fake, api, apps, core, custom).
-pytest_plugins = ["tests.kube_fake_fixtures"]
+# The fake API server's fixtures: fake_kube (the session's shared one, reset per
+# test), fake_kube_server (a test's own) and clients on it (kube_api_client,
+# apps_api, core_api, custom_api).
+pytest_plugins = ["tests.kube_fake.fixtures"]
 
 
 @pytest.fixture
@@ -104,13 +106,24 @@ def any_app(tmp_path: Path, any_db_url: str) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-@pytest.fixture
-def fake_backend(app: Flask):
+def _install_fake_backend(app: Flask):
     from tests.fakes import FakeBackend
 
     fake = FakeBackend()
     app.extensions["dormouse.backend"] = fake
     return fake
+
+
+@pytest.fixture
+def fake_backend(app: Flask):
+    """A scripted backend (tests/fakes.py) in place of ``app``'s own."""
+    return _install_fake_backend(app)
+
+
+@pytest.fixture
+def any_fake_backend(any_app: Flask):
+    """Like ``fake_backend``, on ``any_app`` (each database in turn)."""
+    return _install_fake_backend(any_app)
 
 
 @pytest.fixture
@@ -141,36 +154,71 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.stop()
 
 
-@pytest.fixture(scope="session")
-def fake_kube(tmp_path_factory: pytest.TempPathFactory):
-    from tests.kube_fake import FakeKubeAPI
-
-    fake = FakeKubeAPI().start()
-    kubeconfig = fake.write_kubeconfig(tmp_path_factory.mktemp("kube-fake") / "kubeconfig")
-    try:
-        yield fake, kubeconfig
-    finally:
-        fake.stop()
-
-
 @pytest.fixture(params=["real", "fake"])
 def kube_tier(request: pytest.FixtureRequest):
-    """One Kubernetes tier, with a fresh namespace, for the shared lifecycle tests."""
+    """One Kubernetes tier, with a fresh namespace (deleted afterwards), for the
+    shared lifecycle tests."""
     from tests.kube_tiers import Tier, new_namespace_name
 
     namespace = new_namespace_name()
     if request.param == "real":
         cluster = request.getfixturevalue("real_cluster")
-        cluster.create_namespace(namespace)
-        yield Tier("real", str(cluster.kubeconfig), namespace, cluster.api_client())
+        try:
+            cluster.create_namespace(namespace)
+            yield Tier("real", str(cluster.kubeconfig), namespace, cluster.api_client())
+        finally:
+            cluster.delete_namespace(namespace)
         return
-    fake, kubeconfig = request.getfixturevalue("fake_kube")
+    fake, kubeconfig = request.getfixturevalue("fake_kube")  # reset for this test
     fake.add_namespace(namespace)
-    fake.clear_faults()
     admin = fake.api_client()
     try:
         yield Tier("fake", str(kubeconfig), namespace, admin, fake=fake)
     finally:
-        fake.clear_faults()
         admin.close()
-        assert not fake.errors, fake.errors
+
+
+# --- nothing left running ------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the session's end (after every other fixture's teardown), fail the
+    run if a process this session started is still running: a child of
+    pytest, a process that inherited the session's mark (SESSION_ENV, set
+    here), a process whose command line, working directory or environment
+    points into the session's temporary directory, or a member of a process
+    group a LiveServer launched or a local backend recorded. They are killed
+    first; the error lists them."""
+    from tests.processes import (
+        SESSION_ENV,
+        kill_processes,
+        leftover_processes,
+        session_groups,
+        session_marker,
+    )
+    from tests.waiting import wait_for
+
+    paths = [tmp_path_factory.getbasetemp()]
+    marker = session_marker()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(SESSION_ENV, marker)
+        yield
+    groups = session_groups(paths)
+
+    def leftovers() -> dict[int, str]:
+        return leftover_processes(paths, groups, marker)
+
+    try:  # what is on its way out (a process still handling its SIGTERM) may go
+        wait_for(lambda: not leftovers(), 15, "the session's processes to exit")
+        return
+    except AssertionError:
+        pass
+    found = leftovers()
+    kill_processes(list(found))
+    if found:
+        pytest.fail(
+            "processes started by the tests were still running at the end of the "
+            "session (now killed):\n" + "\n".join(found.values()),
+            pytrace=False,
+        )

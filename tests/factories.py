@@ -1,5 +1,6 @@
 """Test data made by plain factory functions (Redash's tests/factories.py):
-settings, a migrated app, a CSRF-aware client, users, published apps.
+settings, a migrated app, a CSRF-aware client, users, published apps, the
+``AppSpec`` a backend is handed.
 
 Tests import what they use from here; fixtures in conftest.py are built on
 these, so a test never imports from conftest.
@@ -15,9 +16,11 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.auth import create_user
+from app.backends.base import AppSpec
 from app.config import REPO_ROOT, Settings
 from app.models import User, VizApp
 from app.publishing import AppInput, publish
+from app.slugs import deployment_name, url_prefix
 
 EXAMPLES = REPO_ROOT / "examples"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -77,14 +80,41 @@ def make_user(username: str = "alice", password: str = "correct-horse", admin: b
     return create_user(username, password, is_admin=admin)
 
 
-def make_app(owner: User, title: str = "wave", framework: str = "dash",
-             source: str | None = None, **fields: object) -> VizApp:
+def make_app(
+    owner: User, title: str = "wave", framework: str = "dash", source: str | None = None, **fields: object
+) -> VizApp:
     if source is None:
         source = "dash-wave/app.py:server" if framework == "dash" else "bokeh-sliders/main.py"
-    data = AppInput(title=title, framework=framework, source=source,
-                    **{k: str(v) if k != "is_public" else v for k, v in fields.items()})  # type: ignore[arg-type]
+    data = AppInput(
+        title=title,
+        framework=framework,
+        source=source,
+        **{k: str(v) if k != "is_public" else v for k, v in fields.items()},
+    )  # type: ignore[arg-type]
     return publish(owner, data, current_app.config["DORMOUSE"])
 
 
 def login(client: FlaskClient, username: str = "alice", password: str = "correct-horse"):
     return client.post("/login", data={"username": username, "password": password})
+
+
+def make_spec(
+    framework: str = "dash",
+    *,
+    owner: str = "alice",
+    title: str = "wave",
+    public_name: str = "default-abc234",
+    **fields: object,
+) -> AppSpec:
+    """What a backend is handed for one run: ``alice-wave-default-abc234`` at
+    ``/alice/wave/default-abc234/`` unless told otherwise; ``fields`` are the
+    rest of :class:`AppSpec` (source, image, env, ...)."""
+    return AppSpec(
+        owner=owner,
+        title=title,
+        framework=framework,
+        deployment_name=deployment_name(owner, title, public_name),
+        prefix=url_prefix(owner, title, public_name),
+        public_name=public_name,
+        **fields,  # type: ignore[arg-type]
+    )

@@ -21,12 +21,15 @@ import json
 import os
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
+from tests.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "kube-test-cluster.sh"
@@ -56,9 +59,8 @@ def _run(args: list[str], timeout: float, env: dict[str, str] | None = None, qui
     except subprocess.TimeoutExpired as exc:
         raise ClusterError(f"kube-test-cluster.sh {' '.join(args)} timed out after {timeout}s") from exc
     if proc.returncode != 0:
-        raise ClusterError(
-            f"kube-test-cluster.sh {' '.join(args)} failed ({proc.returncode}):\n{(proc.stderr or '')[-4000:]}"
-        )
+        stderr = (proc.stderr or "")[-4000:]
+        raise ClusterError(f"kube-test-cluster.sh {' '.join(args)} failed ({proc.returncode}):\n{stderr}")
     return proc.stdout.strip()
 
 
@@ -88,9 +90,7 @@ class RealCluster:
         self.kubeconfig: Path = state_dir / "kubeconfig"
         self.sa_kubeconfig: Path | None = state_dir / "kubeconfig-sa" if rbac else None
         env = dict(
-            line.split("=", 1)
-            for line in (state_dir / "cluster.env").read_text().splitlines()
-            if "=" in line
+            line.split("=", 1) for line in (state_dir / "cluster.env").read_text().splitlines() if "=" in line
         )
         self.server: str = env["SERVER"]
         self._clients: list[client.ApiClient] = []
@@ -110,7 +110,7 @@ class RealCluster:
         return Path(_run(["build"], timeout=BUILD_TIMEOUT, quiet=False))
 
     @classmethod
-    def start(cls, tmp_dir: Path, rbac: bool = False) -> "RealCluster":
+    def start(cls, tmp_dir: Path, rbac: bool = False) -> RealCluster:
         """Build if needed, then start a cluster with its state in ``tmp_dir``.
 
         A watchdog stops the cluster if this Python process dies without
@@ -141,7 +141,7 @@ class RealCluster:
             _run(["stop", str(self.state_dir)], timeout=60)
             self._stopped = True
 
-    def __enter__(self) -> "RealCluster":
+    def __enter__(self) -> RealCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,26 +171,33 @@ class RealCluster:
         core = client.CoreV1Api(self._admin())
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         try:
-            _discard(core.create_namespace(body=body, _request_timeout=REQUEST_TIMEOUT, _preload_content=False))
+            _discard(
+                core.create_namespace(body=body, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                sa = _json(
-                    core.read_namespaced_service_account(
-                        "default", name, _request_timeout=REQUEST_TIMEOUT, _preload_content=False
-                    )
+
+        def has_token() -> bool:
+            sa = _json(
+                core.read_namespaced_service_account(
+                    "default", name, _request_timeout=REQUEST_TIMEOUT, _preload_content=False
                 )
-                if sa.get("secrets"):
-                    return name
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-            if time.monotonic() > deadline:
-                raise ClusterError(f"namespace {name}: the default ServiceAccount got no token in {timeout}s")
-            time.sleep(0.1)
+            )
+            return bool(sa.get("secrets"))
+
+        wait_for(has_token, timeout, f"namespace {name}: a token for its default ServiceAccount")
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete ``name`` and what is in it (already gone is fine); does not
+        wait for the namespace controller to finish."""
+        core = client.CoreV1Api(self._admin())
+        try:
+            _discard(core.delete_namespace(name, _request_timeout=REQUEST_TIMEOUT, _preload_content=False))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def install_crds(self, path: Path = TRAEFIK_CRDS, timeout: float = 60) -> list[str]:
         """Create every CustomResourceDefinition in the multi-document YAML at
@@ -206,34 +213,39 @@ class RealCluster:
                 raise ValueError(f"{crd['metadata']['name']}: only apiextensions.k8s.io/v1 is supported")
             try:
                 # Raw responses: 1.20's answers need not fit client 37's models.
-                _discard(ext.create_custom_resource_definition(
-                    body=crd, _request_timeout=REQUEST_TIMEOUT, _preload_content=False
-                ))
+                _discard(
+                    ext.create_custom_resource_definition(
+                        body=crd, _request_timeout=REQUEST_TIMEOUT, _preload_content=False
+                    )
+                )
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-        deadline = time.monotonic() + timeout
         custom = client.CustomObjectsApi(self._admin())
+
+        def serves(group: str, version: str, plural: str) -> bool:
+            _discard(
+                custom.list_cluster_custom_object(
+                    group, version, plural, limit=1, _request_timeout=REQUEST_TIMEOUT, _preload_content=False
+                )
+            )
+            return True
+
+        deadline = time.monotonic() + timeout
         for crd in crds:
-            name = crd["metadata"]["name"]
-            while not self._crd_established(ext, name):
-                if time.monotonic() > deadline:
-                    raise ClusterError(f"CRD {name} not Established within {timeout}s")
-                time.sleep(0.1)
+            name, spec = crd["metadata"]["name"], crd["spec"]
+            wait_for(
+                partial(self._crd_established, ext, name),
+                deadline - time.monotonic(),
+                f"CRD {name} to be Established",
+            )
             # Established comes a moment before the endpoint serves.
-            spec = crd["spec"]
             version = next(v["name"] for v in spec["versions"] if v.get("served", True))
-            while True:
-                try:
-                    _discard(custom.list_cluster_custom_object(
-                        spec["group"], version, spec["names"]["plural"], limit=1,
-                        _request_timeout=REQUEST_TIMEOUT, _preload_content=False,
-                    ))
-                    break
-                except ApiException as exc:
-                    if exc.status not in (404, 503) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_for(
+                partial(serves, spec["group"], version, spec["names"]["plural"]),
+                deadline - time.monotonic(),
+                f"the endpoint of CRD {name} to serve",
+            )
         return [crd["metadata"]["name"] for crd in crds]
 
     # -- internals ----------------------------------------------------------
@@ -246,7 +258,9 @@ class RealCluster:
     @staticmethod
     def _crd_established(ext: client.ApiextensionsV1Api, name: str) -> bool:
         crd = _json(
-            ext.read_custom_resource_definition(name, _request_timeout=REQUEST_TIMEOUT, _preload_content=False)
+            ext.read_custom_resource_definition(
+                name, _request_timeout=REQUEST_TIMEOUT, _preload_content=False
+            )
         )
         return any(
             c.get("type") == "Established" and c.get("status") == "True"

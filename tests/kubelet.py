@@ -15,12 +15,13 @@ the helpers can be called in any order on the same Pod.
 from __future__ import annotations
 
 import hashlib
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client import CoreV1Api, V1Pod
+
+from tests.waiting import wait_for
 
 REQUEST_TIMEOUT = 10  # seconds, passed to every API call
 NODE_NAME = "dormouse-test-node"
@@ -39,32 +40,23 @@ def pods_for(core: CoreV1Api, namespace: str, label_selector: str) -> list[V1Pod
 def wait_for_pod(core: CoreV1Api, ns: str, selector: str, timeout: float = 30) -> V1Pod:
     """Wait until the controllers have created a (not terminating) Pod matching
     ``selector`` and return the oldest one."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def live_pod() -> V1Pod | None:
         live = [p for p in pods_for(core, ns, selector) if p.metadata.deletion_timestamp is None]
-        if live:
-            return live[0]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no Pod matching {selector!r} in namespace {ns} after {timeout}s")
-        time.sleep(0.1)
+        return live[0] if live else None
+
+    return wait_for(live_pod, timeout, f"a Pod matching {selector!r} in namespace {ns}")
 
 
 def make_ready(core: CoreV1Api, ns: str, pod_name: str) -> V1Pod:
     """Running and Ready: every container running and ready, no restarts."""
     pod = _read(core, ns, pod_name)
     now = _now()
-    return _set_status(core, ns, pod, {
-        "phase": "Running",
-        "conditions": _conditions(now, scheduled=True, initialized=True, ready=True),
-        "containerStatuses": [
-            _container_status(pod, c, ready=True, state={"running": {"startedAt": now}})
-            for c in pod.spec.containers
-        ],
-        "hostIP": HOST_IP,
-        "podIP": _pod_ip(pod),
-        "podIPs": [{"ip": _pod_ip(pod)}],
-        "startTime": now,
-    })
+    statuses = [
+        _container_status(pod, c, ready=True, state={"running": {"startedAt": now}})
+        for c in pod.spec.containers
+    ]
+    return _set_status(core, ns, pod, _scheduled(pod, now, "Running", statuses, ready=True))
 
 
 def make_waiting(
@@ -87,49 +79,55 @@ def make_waiting(
     statuses = []
     for c in pod.spec.containers:
         status = _container_status(
-            pod, c, ready=False, state={"waiting": {"reason": reason, "message": message}},
+            pod,
+            c,
+            ready=False,
+            state={"waiting": {"reason": reason, "message": message}},
             restart_count=restart_count,
         )
         if crash:
-            status["lastState"] = {"terminated": {
-                "exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now,
-                "containerID": status["containerID"],
-            }}
+            status["lastState"] = {
+                "terminated": {
+                    "exitCode": 1,
+                    "reason": "Error",
+                    "startedAt": now,
+                    "finishedAt": now,
+                    "containerID": status["containerID"],
+                }
+            }
         else:
-            status.pop("containerID")
-            status["imageID"] = ""
+            _not_created(status)
         statuses.append(status)
-    names = ",".join(c.name for c in pod.spec.containers)
-    return _set_status(core, ns, pod, {
-        "phase": "Running" if crash else "Pending",
-        "conditions": _conditions(
-            now, scheduled=True, initialized=True, ready=False,
-            not_ready_message=f"containers with unready status: [{names}]",
-        ),
-        "containerStatuses": statuses,
-        "hostIP": HOST_IP,
-        "podIP": _pod_ip(pod),
-        "podIPs": [{"ip": _pod_ip(pod)}],
-        "startTime": now,
-    })
+    return _set_status(core, ns, pod, _scheduled(pod, now, "Running" if crash else "Pending", statuses))
 
 
 def make_unschedulable(core: CoreV1Api, ns: str, pod_name: str, message: str) -> V1Pod:
     """Pending, never scheduled: PodScheduled=False, reason Unschedulable
     (e.g. message "0/3 nodes are available: 3 Insufficient memory.")."""
     pod = _read(core, ns, pod_name)
-    return _set_status(core, ns, pod, {
-        "phase": "Pending",
-        "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": message, "lastProbeTime": None, "lastTransitionTime": _now(),
-        }],
-        "containerStatuses": None,
-        "hostIP": None,
-        "podIP": None,
-        "podIPs": None,
-        "startTime": None,
-    })
+    return _set_status(
+        core,
+        ns,
+        pod,
+        {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastProbeTime": None,
+                    "lastTransitionTime": _now(),
+                }
+            ],
+            "containerStatuses": None,
+            "hostIP": None,
+            "podIP": None,
+            "podIPs": None,
+            "startTime": None,
+        },
+    )
 
 
 def make_pulling(core: CoreV1Api, ns: str, pod_name: str) -> V1Pod:
@@ -137,25 +135,13 @@ def make_pulling(core: CoreV1Api, ns: str, pod_name: str) -> V1Pod:
     reason ContainerCreating."""
     pod = _read(core, ns, pod_name)
     now = _now()
-    statuses = []
-    for c in pod.spec.containers:
-        status = _container_status(pod, c, ready=False, state={"waiting": {"reason": "ContainerCreating"}})
-        status.pop("containerID")
-        status["imageID"] = ""
-        statuses.append(status)
-    names = ",".join(c.name for c in pod.spec.containers)
-    return _set_status(core, ns, pod, {
-        "phase": "Pending",
-        "conditions": _conditions(
-            now, scheduled=True, initialized=True, ready=False,
-            not_ready_message=f"containers with unready status: [{names}]",
-        ),
-        "containerStatuses": statuses,
-        "hostIP": HOST_IP,
-        "podIP": None,
-        "podIPs": None,
-        "startTime": now,
-    })
+    statuses = [
+        _not_created(
+            _container_status(pod, c, ready=False, state={"waiting": {"reason": "ContainerCreating"}})
+        )
+        for c in pod.spec.containers
+    ]
+    return _set_status(core, ns, pod, _scheduled(pod, now, "Pending", statuses, pod_ip=False))
 
 
 def emit_event(
@@ -176,7 +162,7 @@ def emit_event(
         pod = _read(core, ns, pod)
     if container is None and pod.spec and pod.spec.containers:
         container = pod.spec.containers[0].name
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     body = client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=f"{pod.metadata.name}.", namespace=ns),
         involved_object=client.V1ObjectReference(
@@ -205,7 +191,7 @@ def emit_event(
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _read(core: CoreV1Api, ns: str, name: str) -> V1Pod:
@@ -216,8 +202,11 @@ def _set_status(core: CoreV1Api, ns: str, pod: V1Pod, status: dict[str, Any]) ->
     # A merge patch replaces lists wholesale; null removes a field.
     # qosClass (set by the API server at creation) is left as it is.
     return core.patch_namespaced_pod_status(
-        pod.metadata.name, ns, {"status": status},
-        _request_timeout=REQUEST_TIMEOUT, _content_type=MERGE_PATCH,
+        pod.metadata.name,
+        ns,
+        {"status": status},
+        _request_timeout=REQUEST_TIMEOUT,
+        _content_type=MERGE_PATCH,
     )
 
 
@@ -247,12 +236,54 @@ def _container_status(
     }
 
 
+def _not_created(status: dict[str, Any]) -> dict[str, Any]:
+    """A container status before its container exists: no container ID, no image ID."""
+    status.pop("containerID")
+    status["imageID"] = ""
+    return status
+
+
+def _scheduled(
+    pod: V1Pod,
+    now: str,
+    phase: str,
+    statuses: list[dict[str, Any]],
+    *,
+    ready: bool = False,
+    pod_ip: bool = True,
+) -> dict[str, Any]:
+    """The status of a Pod on the node since ``now``: ``phase``, ``statuses``
+    for its containers, Ready or not (naming the unready containers), with its
+    IP or (still being set up) none."""
+    names = ",".join(c.name for c in pod.spec.containers)
+    ip = _pod_ip(pod) if pod_ip else None
+    return {
+        "phase": phase,
+        "conditions": _conditions(
+            now,
+            scheduled=True,
+            initialized=True,
+            ready=ready,
+            not_ready_message=f"containers with unready status: [{names}]",
+        ),
+        "containerStatuses": statuses,
+        "hostIP": HOST_IP,
+        "podIP": ip,
+        "podIPs": [{"ip": ip}] if pod_ip else None,
+        "startTime": now,
+    }
+
+
 def _conditions(
     now: str, *, scheduled: bool, initialized: bool, ready: bool, not_ready_message: str = ""
 ) -> list[dict[str, Any]]:
     def cond(type_: str, ok: bool, reason: str | None = None, message: str | None = None) -> dict[str, Any]:
-        c: dict[str, Any] = {"type": type_, "status": "True" if ok else "False",
-                             "lastProbeTime": None, "lastTransitionTime": now}
+        c: dict[str, Any] = {
+            "type": type_,
+            "status": "True" if ok else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": now,
+        }
         if not ok and reason:
             c["reason"] = reason
             c["message"] = message

@@ -1,24 +1,42 @@
 """Run the product as `make run` does (migrate, load demos, gunicorn) for the
-tests that talk to it over real HTTP."""
+tests that talk to it over real HTTP, and make sure nothing it started outlives
+the test.
+
+    @pytest.fixture
+    def server(tmp_path):
+        with serve(tmp_path, PING_INTERVAL="1") as live:  # migrated, loaded, serving
+            yield live                                     # stopped, whatever happened
+
+The process-group helpers it stops things with, and the session's check for
+leftover processes, are in tests/processes.py.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 import pytest
 import requests
 
+from app.backends.local_watchdog import proc_stat
+from tests.factories import CSRF_META
+from tests.processes import LAUNCHED_GROUPS, group_is, recorded_groups, stop_group
+from tests.waiting import wait_for
+
+T = TypeVar("T")
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+JSON = {"Accept": "application/json"}
+REQUEST_TIMEOUT = 30  # seconds, for every request the helpers make
+STOP_GRACE = 30  # seconds a server gets to stop on SIGTERM (gunicorn's graceful_timeout is 20)
 
 
 def free_port() -> int:
@@ -27,21 +45,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+# --- the served product ------------------------------------------------------
 
 
 class LiveServer:
+    """Dormouse under gunicorn, its instance (SQLite, run dir) in ``tmp_path``.
+
+    Construction has no side effects; :meth:`prepare` migrates and loads the
+    demos, :meth:`launch` starts gunicorn, :meth:`close` stops every process
+    this server started (gunicorn and any app it left behind)."""
+
     def __init__(self, tmp_path: Path, **env: str) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "gunicorn.log"
         self.env = {
             **os.environ,
             "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -54,53 +72,122 @@ class LiveServer:
         }
         self.env.pop("DATABASE_URL", None)
         self.procs: list[subprocess.Popen[bytes]] = []
-        for args in (["db", "upgrade"], ["demo", "load"]):
-            self.flask(*args)
 
     @property
     def run_dir(self) -> Path:
         return self.tmp_path / "instance" / "deployments"
 
+    def prepare(self) -> None:
+        for args in (["db", "upgrade"], ["demo", "load"]):
+            self.flask(*args)
+
     def flask(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=REPO,
-                              env={**self.env, **env}, check=True, capture_output=True,
-                              text=True, timeout=120)
+        try:
+            return subprocess.run(
+                [str(BIN / "flask"), "--app", "wsgi", *args],
+                cwd=REPO,
+                env={**self.env, **env},
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise AssertionError(
+                f"flask {' '.join(args)} failed ({exc.returncode}):\n{exc.stdout}\n{exc.stderr}"
+            ) from exc
 
     def launch(self) -> subprocess.Popen[bytes]:
-        with open(self.tmp_path / "gunicorn.log", "ab") as log:
+        """Start gunicorn and wait until it serves /healthz."""
+        with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
                 [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
-                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append(proc)
+        st = proc_stat(proc.pid)
+        LAUNCHED_GROUPS.append((proc.pid, st[2] if st else 0, ""))
 
         def healthy() -> bool:
-            try:
-                return requests.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                if proc.poll() is not None:
-                    pytest.fail("gunicorn exited; see gunicorn.log")
-                return False
+            response = requests.get(f"{self.base}/healthz", timeout=5)
+            response.raise_for_status()
+            return True
 
-        wait_for(healthy, 60, "gunicorn to serve /healthz")
+        self.wait(healthy, 90, "gunicorn to serve /healthz")
         return proc
 
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check_running(self) -> None:
+        """Fail the test at once if the gunicorn launched last has exited."""
+        if self.procs and (code := self.procs[-1].poll()) is not None:
+            pytest.fail(
+                f"gunicorn exited (code {code}); the end of its log:\n{self.log_tail()}", pytrace=False
+            )
+
+    def wait(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
+        """:func:`wait_for`, failing at once if the server dies meanwhile."""
+        return wait_for(predicate, timeout, what, abort=self.check_running)
+
     def close(self) -> None:
+        """Stop gunicorn (TERM, then KILL, the whole process group) and every
+        app process group the server left in its run dir."""
+        failures = []
         for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(30)
+            try:
+                stop_group(proc.pid, STOP_GRACE)
+            except AssertionError as exc:
+                failures.append(str(exc))
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                failures.append(f"gunicorn {proc.pid} did not exit")
+        for pgid, start, _ in recorded_groups(self.run_dir):
+            if group_is(pgid, start):
+                try:
+                    stop_group(pgid, grace=10)
+                except AssertionError as exc:
+                    failures.append(str(exc))
+        assert not failures, failures
 
     def status(self, path: str, session: requests.Session | None = None) -> dict[str, Any]:
-        getter = session or requests
-        return getter.get(f"{self.base}{path}viz/status",
-                          headers={"Accept": "application/json"}, timeout=10).json()
+        response = (session or requests).get(
+            f"{self.base}{path}viz/status", headers=JSON, timeout=REQUEST_TIMEOUT
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+@contextmanager
+def serve(tmp_path: Path, *, launch: bool = True, **env: str) -> Iterator[LiveServer]:
+    """A prepared (and, with ``launch``, serving) LiveServer, closed on exit
+    however the set-up or the test went."""
+    live = LiveServer(tmp_path, **env)
+    try:
+        live.prepare()
+        if launch:
+            live.launch()
+        yield live
+    finally:
+        live.close()
 
 
 def start_app(server: LiveServer, session: requests.Session, path: str) -> dict[str, Any]:
     """What the viz page does on load: get the page (and its CSRF token), POST start."""
-    page = session.get(f"{server.base}{path}viz/")
-    session.headers["X-CSRFToken"] = CSRF_META.search(page.text).group(1)  # type: ignore[union-attr]
-    response = session.post(f"{server.base}{path}viz/start", headers={"Accept": "application/json"})
+    page = session.get(f"{server.base}{path}viz/", timeout=REQUEST_TIMEOUT)
+    page.raise_for_status()
+    token = CSRF_META.search(page.text)
+    assert token, f"no CSRF token on {path}viz/"
+    session.headers["X-CSRFToken"] = token.group(1)
+    response = session.post(f"{server.base}{path}viz/start", headers=JSON, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 200, response.text
     return response.json()

@@ -10,27 +10,50 @@ the gate under test is our script's use of it.
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.serving import LiveServer
+from tests.serving import serve
 
 pytestmark = pytest.mark.timeout(300)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT = 30_000  # ms, for a condition the page reaches by itself
+TICKS = 3  # ping intervals a "nothing happens" check watches for
+
+# Counts, inside the page, the pings it sends and each time its ping timer asks
+# whether the page has focus: exact, and independent of when Playwright
+# delivers its events. (A reload would reset them, which the tests would see.)
+COUNTERS = """
+window.dormouseTest = {pings: 0, focusChecks: 0};
+const realFetch = window.fetch;
+window.fetch = function (url, options) {
+  if (String(url).endsWith("/viz/ping")) { window.dormouseTest.pings += 1; }
+  return realFetch.apply(this, arguments);
+};
+"""
 
 
 @pytest.fixture
 def server(tmp_path):
-    live = LiveServer(tmp_path, PING_INTERVAL="1", ACTIVITY_RESOLUTION="0",
-                      SWEEP_INTERVAL="3600", STATUS_POLL_INTERVAL="0.5")
-    live.launch()
-    try:
+    with serve(
+        tmp_path,
+        PING_INTERVAL="1",
+        ACTIVITY_RESOLUTION="0",
+        SWEEP_INTERVAL="3600",
+        STATUS_POLL_INTERVAL="0.5",
+    ) as live:
         yield live
-    finally:
-        live.close()
 
 
 @pytest.fixture
@@ -38,27 +61,57 @@ def page():
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            yield browser.new_page(viewport={"width": 1200, "height": 800})
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.add_init_script(COUNTERS)
+            yield page
         finally:
             browser.close()
 
 
-class PingCounter:
-    def __init__(self, page: Page) -> None:
-        self.count = 0
-        page.on("request", self._seen)
-
-    def _seen(self, request) -> None:
-        if request.method == "POST" and request.url.endswith("/viz/ping"):
-            self.count += 1
+def pings(page: Page) -> int:
+    return page.evaluate("window.dormouseTest.pings")
 
 
 def set_focus(page: Page, focused: bool) -> None:
-    page.evaluate(f"document.hasFocus = () => {'true' if focused else 'false'}")
+    """Steer the page's focus gate; every call of it is counted."""
+    page.evaluate(
+        """(focused) => {
+        window.dormouseTest.focusChecks = 0;
+        document.hasFocus = () => { window.dormouseTest.focusChecks += 1; return focused; };
+    }""",
+        focused,
+    )
+
+
+def wait_for_focus_checks(page: Page, count: int) -> None:
+    """Until the page's ping timer has fired ``count`` times since set_focus (each
+    tick with no ping in flight asks for focus before anything else)."""
+    page.wait_for_function(f"window.dormouseTest.focusChecks >= {count}", timeout=WAIT)
+
+
+def wait_ping_intervals(page: Page, count: int) -> None:
+    """Until ``count`` ping intervals have passed by the page's own clock: a
+    timer of the page's interval, in the page's event loop, has fired ``count``
+    times (if the page's ping timer were running, it would have fired as often)."""
+    page.evaluate(
+        """(count) => new Promise((done) => {
+        const seconds = parseFloat(document.getElementById("viz").dataset.pingInterval);
+        let fired = 0;
+        const timer = setInterval(() => {
+            fired += 1;
+            if (fired >= count) { clearInterval(timer); done(); }
+        }, Math.max(1, seconds) * 1000);
+    })""",
+        count,
+    )
+
+
+def latest_ping(server, path: str) -> datetime | None:
+    value = server.status(path)["latest_ping_at"]
+    return datetime.fromisoformat(value) if value else None
 
 
 def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, page):
-    pings = PingCounter(page)
     page.goto(f"{server.base}/demo/dash-wave/viz/")
     page.wait_for_selector("#viz-status[data-status=starting], iframe.viz-frame", timeout=30_000)
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
@@ -71,17 +124,18 @@ def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, pa
     box.press("Enter")
     app.get_by_text("y = sin(5·x)").wait_for(timeout=30_000)
 
-    # focused: pings arrive and are recorded
-    page.wait_for_timeout(2500)
-    assert pings.count >= 2
-    assert server.status("/demo/dash-wave/")["latest_ping_at"] is not None
+    # focused: pings go out and are recorded
+    page.wait_for_function("window.dormouseTest.pings >= 2", timeout=WAIT)
+    server.wait(lambda: latest_ping(server, "/demo/dash-wave/"), 30, "the server to record a ping")
 
-    # unfocused: no pings at all
+    # unfocused: no pings at all. Once the timer has asked for focus, no ping
+    # is in flight (it asks only then), so the server's record is settled.
     set_focus(page, False)
-    page.wait_for_timeout(1200)  # (Playwright delivers request events only while we call it)
-    before = pings.count
-    page.wait_for_timeout(3500)
-    assert pings.count == before
+    wait_for_focus_checks(page, 1)
+    before, recorded = pings(page), latest_ping(server, "/demo/dash-wave/")
+    wait_for_focus_checks(page, 1 + TICKS)
+    assert pings(page) == before
+    assert latest_ping(server, "/demo/dash-wave/") == recorded
 
     # spun down meanwhile: the next ping learns it, the page says so, pings stop
     server.flask("deployments", "stop", "demo/dash-wave")
@@ -90,21 +144,19 @@ def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, pa
     assert page.locator("iframe.viz-frame").count() == 0
     assert "asleep" in page.inner_text("#viz-status")
     assert page.evaluate("window.dormouseViz.isPinging()") is False
-    settled = pings.count
-    page.wait_for_timeout(3500)
-    assert pings.count == settled  # no ping storm, no reload loop
+    settled = pings(page)
+    wait_ping_intervals(page, TICKS)
+    assert pings(page) == settled  # no ping storm, no reload loop
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
     # restart from the page: a new deployment, the app again, pings again
     page.get_by_role("button", name="Start it again").click()
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
     page.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first.wait_for(timeout=60_000)
-    page.wait_for_timeout(2500)
-    assert pings.count > settled
+    page.wait_for_function(f"window.dormouseTest.pings > {settled}", timeout=WAIT)
 
 
 def test_bokeh_viz_page_shows_the_app_and_a_lost_session_plainly(server, page):
-    pings = PingCounter(page)
     page.goto(f"{server.base}/demo/bokeh-sliders/viz/")
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
     app = page.frame_locator("iframe.viz-frame")
@@ -117,7 +169,8 @@ def test_bokeh_viz_page_shows_the_app_and_a_lost_session_plainly(server, page):
     page.context.clear_cookies()
     page.wait_for_selector("#viz-notice:not([hidden])", timeout=15_000)
     assert "Reload" in page.inner_text("#viz-notice")
-    settled = pings.count
-    page.wait_for_timeout(3000)
-    assert pings.count == settled
+    assert page.evaluate("window.dormouseViz.isPinging()") is False
+    settled = pings(page)
+    wait_ping_intervals(page, TICKS)
+    assert pings(page) == settled
     assert page.locator("iframe.viz-frame").count() == 1

@@ -13,6 +13,13 @@ from app.models import User, VizApp, utcnow
 from tests.factories import make_app
 
 
+def publish(runner, title: str, framework: str, *extra: str, owner: str = "alice"):
+    """``flask apps publish`` for ``owner``'s app ``title``, with ``extra`` options."""
+    return runner.invoke(
+        args=["apps", "publish", "--owner", owner, "--title", title, "--framework", framework, *extra]
+    )
+
+
 def test_users_create_reads_password_from_stdin(runner):
     result = runner.invoke(args=["users", "create", "carol", "--admin"], input="s3cret-pass\n")
     assert result.exit_code == 0, result.output
@@ -35,25 +42,19 @@ def test_users_create_rejects_bad_names_and_duplicates(runner):
 
 
 def test_apps_publish(runner, alice):
-    ok = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "sliders",
-                             "--framework", "bokeh", "--source", "bokeh-sliders/main.py",
-                             "--env", "COLOR=red"])
+    ok = publish(runner, "sliders", "bokeh", "--source", "bokeh-sliders/main.py", "--env", "COLOR=red")
     assert ok.exit_code == 0, ok.output
     assert "/alice/sliders/viz/" in ok.output
     app = db.session.scalar(select(VizApp).where(VizApp.title == "sliders"))
     assert app.framework == "bokeh" and app.port == 5006 and app.env == {"COLOR": "red"}
 
-    escape = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
-                                 "--framework", "dash", "--source", "/etc/passwd"])
+    escape = publish(runner, "x", "dash", "--source", "/etc/passwd")
     assert escape.exit_code == 1 and "relative path inside the apps folder" in escape.output
-    unknown = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
-                                  "--framework", "shiny", "--source", "dash-wave/app.py"])
+    unknown = publish(runner, "x", "shiny", "--source", "dash-wave/app.py")
     assert unknown.exit_code == 2 and "shiny" in unknown.output
-    port = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
-                               "--framework", "dash", "--source", "dash-wave/app.py", "--port", "80"])
+    port = publish(runner, "x", "dash", "--source", "dash-wave/app.py", "--port", "80")
     assert port.exit_code == 1 and "1024 to 65535" in port.output
-    nobody = runner.invoke(args=["apps", "publish", "--owner", "nobody", "--title", "x",
-                                 "--framework", "dash", "--source", "dash-wave/app.py"])
+    nobody = publish(runner, "x", "dash", "--source", "dash-wave/app.py", owner="nobody")
     assert nobody.exit_code == 1 and "No user 'nobody'" in nobody.output
     assert db.session.scalar(select(func.count(VizApp.id))) == 1
 
@@ -120,31 +121,35 @@ def test_cluster_apps_are_published_by_image(tmp_path):
     runner = app.test_cli_runner()
     with app.app_context():
         runner.invoke(args=["users", "create", "alice"], input="s3cret-pass\n")
-        no_image = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "wave",
-                                       "--framework", "dash", "--source", "dash-wave/app.py"])
+        no_image = publish(runner, "wave", "dash", "--source", "dash-wave/app.py")
         assert no_image.exit_code == 1 and "container image" in no_image.output
-        bad_image = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "wave",
-                                        "--framework", "dash", "--image", "Not An Image"])
+        bad_image = publish(runner, "wave", "dash", "--image", "Not An Image")
         assert bad_image.exit_code == 1 and "valid image reference" in bad_image.output
-        ok = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "wave",
-                                 "--framework", "dash", "--image", "ghcr.io/alice/wave:1.0",
-                                 "--source", "src/app.py:server", "--env", "API_KEY=k"])
+        ok = publish(
+            runner,
+            "wave",
+            "dash",
+            "--image",
+            "ghcr.io/alice/wave:1.0",
+            "--source",
+            "src/app.py:server",
+            "--env",
+            "API_KEY=k",
+        )
         assert ok.exit_code == 0, ok.output
         viz = db.session.scalar(select(VizApp).where(VizApp.title == "wave"))
         assert (viz.image, viz.source, viz.callable) == ("ghcr.io/alice/wave:1.0", "src/app.py", "server")
-        bad_command = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "cmd",
-                                          "--framework", "bokeh", "--image", "ghcr.io/a/b:1",
-                                          "--command", "bokeh serve 'app.py"])
+        bad_command = publish(
+            runner, "cmd", "bokeh", "--image", "ghcr.io/a/b:1", "--command", "bokeh serve 'app.py"
+        )
         assert bad_command.exit_code == 1 and "cannot be split" in bad_command.output
-        with_command = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "cmd",
-                                           "--framework", "bokeh", "--image", "ghcr.io/a/b:1",
-                                           "--command", "python serve.py --port 5006"])
+        with_command = publish(
+            runner, "cmd", "bokeh", "--image", "ghcr.io/a/b:1", "--command", "python serve.py --port 5006"
+        )
         assert with_command.exit_code == 0, with_command.output
         cmd = db.session.scalar(select(VizApp).where(VizApp.title == "cmd"))
         assert cmd.command == "python serve.py --port 5006"
-        escape = runner.invoke(args=["apps", "publish", "--owner", "alice", "--title", "x",
-                                     "--framework", "dash", "--image", "ghcr.io/a/b:1",
-                                     "--source", "../../etc/passwd"])
+        escape = publish(runner, "x", "dash", "--image", "ghcr.io/a/b:1", "--source", "../../etc/passwd")
         assert escape.exit_code == 1
         skipped = runner.invoke(args=["demo", "load"])
         assert skipped.exit_code == 0 and "Skipped" in skipped.output

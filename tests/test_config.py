@@ -35,22 +35,32 @@ def test_production_requires_a_secret_key(tmp_path):
     assert s.to_flask()["SESSION_COOKIE_SECURE"] is True
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("IDLE_LOAD_TIMEOUT", "soon", "number of seconds"),
-    ("IDLE_PING_TIMEOUT", "0", "at least 1"),
-    ("SCHEDULER_ENABLED", "maybe", "1/0"),
-    ("BACKEND", "nomad", "BACKEND must be"),
-    ("LOCAL_PORT_MAX", "1500", "LOCAL_PORT_MAX"),
-    ("DORMOUSE_ENV", "staging", "DORMOUSE_ENV"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("IDLE_LOAD_TIMEOUT", "soon", "number of seconds"),
+        ("IDLE_PING_TIMEOUT", "0", "at least 1"),
+        ("SCHEDULER_ENABLED", "maybe", "1/0"),
+        ("BACKEND", "nomad", "BACKEND must be"),
+        ("LOCAL_PORT_MAX", "1500", "LOCAL_PORT_MAX"),
+        ("DORMOUSE_ENV", "staging", "DORMOUSE_ENV"),
+    ],
+)
 def test_bad_values_fail_clearly(tmp_path, name, value, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env(tmp_path, **{name: value}))
 
 
 def test_typed_values(tmp_path):
-    s = Settings.from_env(env(tmp_path, IDLE_LOAD_TIMEOUT="90", IDLE_PING_TIMEOUT="30.5",
-                              SCHEDULER_ENABLED="off", SWEEP_INTERVAL="5"))
+    s = Settings.from_env(
+        env(
+            tmp_path,
+            IDLE_LOAD_TIMEOUT="90",
+            IDLE_PING_TIMEOUT="30.5",
+            SCHEDULER_ENABLED="off",
+            SWEEP_INTERVAL="5",
+        )
+    )
     assert (s.idle_load_timeout, s.idle_ping_timeout) == (90, 30.5)
     assert s.scheduler_enabled is False and s.sweep_interval == 5
 

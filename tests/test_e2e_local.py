@@ -8,7 +8,8 @@ ping -> sweep with tiny timeouts -> process gone, row stopped.
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests.appchecks import check_bokeh_app, check_dash_callback
 from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 HX = {"HX-Request": "true"}
@@ -29,27 +31,53 @@ JSON = {"Accept": "application/json"}
 DEADLINE = 90.0
 
 
-@pytest.fixture
-def real_app(tmp_path: Path):
-    app = build_app(make_settings(tmp_path, START_TIMEOUT="120"))
+@contextmanager
+def serving_app(settings) -> Iterator:
+    """The Flask app with the real local backend, in an app context; every app
+    process it started is stopped afterwards, whatever happened."""
+    app = build_app(settings)
     app.test_client_class = CSRFClient
     with app.app_context():
+        try:
+            yield app
+        finally:
+            try:
+                backend = lifecycle.backend()
+                for ref in backend.list().values():  # never leave a process behind
+                    backend.stop(ref)
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.fixture
+def real_app(tmp_path: Path):
+    with serving_app(make_settings(tmp_path, START_TIMEOUT="120")) as app:
         yield app
-        backend = lifecycle.backend()
-        for ref in backend.list().values():  # never leave a process behind
-            backend.stop(ref)
-        db.session.remove()
-        db.engine.dispose()
+
+
+@pytest.fixture
+def broken_app(tmp_path: Path):
+    """An app whose source raises at import."""
+    apps = tmp_path / "apps"
+    (apps / "broken").mkdir(parents=True)
+    (apps / "broken" / "app.py").write_text(
+        "import dash\nserver = None\nraise RuntimeError('the data file is missing')\n"
+    )
+    with serving_app(make_settings(tmp_path, APPS_DIR=str(apps))) as app:
+        make_app(make_user("alice"), "broken", source="broken/app.py:server")
+        yield app
 
 
 def wait_running(client, base: str) -> dict:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        data = client.get(f"{base}/viz/status", headers=JSON).get_json()
-        if data["status"] != "starting":
-            return data
-        time.sleep(0.5)
-    raise AssertionError(f"{base} still starting after {DEADLINE}s: {data}")
+    """The status once it is no longer ``starting``."""
+    return wait_for(
+        lambda: (
+            (d := client.get(f"{base}/viz/status", headers=JSON).get_json())["status"] != "starting" and d
+        ),
+        DEADLINE,
+        f"{base} to finish starting",
+    )
 
 
 @pytest.mark.parametrize("framework, title", [("dash", "wave"), ("bokeh", "sliders")])
@@ -90,8 +118,9 @@ def test_whole_lifecycle(real_app, framework, title):
 
     pgid = json.loads(dep.backend_ref)["pid"]
     assert group_alive(pgid)
-    report = sweep.sweep(now=utcnow() + timedelta(seconds=5),
-                             lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=120))
+    report = sweep.sweep(
+        now=utcnow() + timedelta(seconds=5), lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=120)
+    )
     assert [d.id for d, _ in report.stopped] == [dep.id]
     db.session.refresh(dep)
     assert dep.status == "stopped" and dep.stop_reason == "idle"
@@ -102,23 +131,12 @@ def test_whole_lifecycle(real_app, framework, title):
     assert stopped.get_json()["status"] == "stopped"
 
 
-def test_a_crashing_app_shows_its_error(tmp_path):
-    apps = tmp_path / "apps"
-    (apps / "broken").mkdir(parents=True)
-    (apps / "broken" / "app.py").write_text(
-        "import dash\nserver = None\nraise RuntimeError('the data file is missing')\n"
-    )
-    app = build_app(make_settings(tmp_path, APPS_DIR=str(apps)))
-    app.test_client_class = CSRFClient
-    with app.app_context():
-        make_app(make_user("alice"), "broken", source="broken/app.py:server")
-        client = app.test_client()
-        client.post("/alice/broken/viz/start", headers=HX)
-        data = wait_running(client, "/alice/broken")
-        assert data["status"] == "failed"
-        assert "RuntimeError: the data file is missing" in data["reason"]
-        html = client.get("/alice/broken/viz/status", headers=HX).get_data(as_text=True)
-        assert "could not start" in html and "the data file is missing" in html
-        assert not lifecycle.backend().list()
-        db.session.remove()
-        db.engine.dispose()
+def test_a_crashing_app_shows_its_error(broken_app):
+    client = broken_app.test_client()
+    client.post("/alice/broken/viz/start", headers=HX)
+    data = wait_running(client, "/alice/broken")
+    assert data["status"] == "failed"
+    assert "RuntimeError: the data file is missing" in data["reason"]
+    html = client.get("/alice/broken/viz/status", headers=HX).get_data(as_text=True)
+    assert "could not start" in html and "the data file is missing" in html
+    assert not lifecycle.backend().list()

@@ -21,7 +21,7 @@ from app.extensions import db
 from app.forms import PublishForm
 from app.models import VizApp
 from app.publishing import AppInput, PublishError, publish, validate
-from tests.factories import EXAMPLES
+from tests.factories import EXAMPLES, make_spec
 
 KUBE = KubeSettings.from_env({"VIZ_HOST": "viz.example.org"}, required=True)
 PREFIX = "/alice/pan/default-abc234/"
@@ -62,18 +62,7 @@ def panel(monkeypatch: pytest.MonkeyPatch) -> Framework:
 
 
 def spec(framework: str, **kw: object) -> AppSpec:
-    base: dict[str, object] = {
-        "owner": "alice",
-        "title": "pan",
-        "framework": framework,
-        "deployment_name": "alice-pan-default-abc234",
-        "prefix": PREFIX,
-        "public_name": "default-abc234",
-        "source": "dash-wave/app.py",
-        "image": "img:1",
-    }
-    base.update(kw)
-    return AppSpec(**base)  # type: ignore[arg-type]
+    return make_spec(framework, title="pan", **{"source": "dash-wave/app.py", "image": "img:1", **kw})
 
 
 # --- the registry itself -------------------------------------------------------

@@ -1,13 +1,13 @@
 """The idle policy, as a table of cases with the clock passed in."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.idle import IdleLimits, decide
 
-NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 LIMITS = IdleLimits(load_timeout=1800, ping_timeout=600, start_timeout=120)
 
 

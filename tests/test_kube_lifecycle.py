@@ -7,7 +7,6 @@ the hot path."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,8 +17,8 @@ from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests import kubelet
-from tests.serving import wait_for
-from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+from tests.factories import CSRFClient, build_app, make_app, make_settings, make_spec, make_user
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 HX = {"HX-Request": "true"}
@@ -29,8 +28,9 @@ IMAGE = "ghcr.io/alice/wave:1.0"
 
 @pytest.fixture
 def kube_app(tmp_path, kube_tier):
-    app = build_app(make_settings(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.test",
-                                  K8S_NAMESPACE=kube_tier.namespace))
+    app = build_app(
+        make_settings(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.test", K8S_NAMESPACE=kube_tier.namespace)
+    )
     app.test_client_class = CSRFClient
     backend, requests_log = kube_tier.backend()
     app.extensions["dormouse.backend"] = backend
@@ -59,11 +59,10 @@ def objects(tier, name: str) -> dict[str, bool]:
         "deployment": exists(tier.apps.read_namespaced_deployment, name, ns),
         "service": exists(tier.core.read_namespaced_service, name, ns),
         "secret": exists(tier.core.read_namespaced_secret, name, ns),
-        "ingressroute": exists(tier.custom.get_namespaced_custom_object, "traefik.io", "v1alpha1",
-                               ns, "ingressroutes", name),
+        "ingressroute": exists(
+            tier.custom.get_namespaced_custom_object, "traefik.io", "v1alpha1", ns, "ingressroutes", name
+        ),
     }
-
-
 
 
 def start(client, title="wave") -> Deployment:
@@ -89,8 +88,12 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     dep = start(client)
     assert dep.status == "starting", dep.status_reason
     name, pod = pod_of(kube_tier, dep)
-    assert objects(kube_tier, name) == {"deployment": True, "service": True, "secret": True,
-                                        "ingressroute": True}
+    assert objects(kube_tier, name) == {
+        "deployment": True,
+        "service": True,
+        "secret": True,
+        "ingressroute": True,
+    }
     secret = kube_tier.core.read_namespaced_secret(name, kube_tier.namespace, _request_timeout=10)
     assert secret.metadata.owner_references[0].kind == "Deployment"
 
@@ -100,16 +103,22 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
     assert wait_for(lambda: "Pulling the image" in poll(client)["phase"], 10, "the pulling phase")
 
-    # while starting, at most one status read a second however many pages poll
-    monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 1.0)
-    time.sleep(1.1)
+    # while starting, one status read per STATUS_READ_INTERVAL however many
+    # pages poll: with an interval longer than the test, 25 polls make one read
+    monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 3600.0)
+    db.session.execute(
+        db.update(Deployment).where(Deployment.id == dep.id).values(status_checked_at=None)
+    )  # the last read is long past
+    db.session.commit()
+    backend, reads = lifecycle.backend(), []
+    read_status = backend.status
+    monkeypatch.setattr(backend, "status", lambda ref: reads.append(ref) or read_status(ref))
     requests_log.clear()
-    began = time.monotonic()
     for _ in range(25):
         assert poll(client)["status"] == "starting"
-    elapsed = time.monotonic() - began
-    pod_lists = requests_log.count("GET", r"/pods$")
-    assert 1 <= pod_lists <= int(elapsed) + 1
+    assert reads == [dep.backend_ref]
+    assert requests_log.count("GET", r"/pods$") >= 1
+    monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
 
     kubelet.make_ready(kube_tier.core, kube_tier.namespace, pod.metadata.name)
     data = wait_for(lambda: (s := poll(client))["status"] == "running" and s, 10, "running")
@@ -123,20 +132,27 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     assert requests_log.count() == 0
 
     # idle: the sweep deletes the Deployment; ownerReferences collect the rest
-    report = sweep.sweep(now=utcnow() + timedelta(seconds=5),
-                             lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300))
+    report = sweep.sweep(
+        now=utcnow() + timedelta(seconds=5), lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300)
+    )
     assert [d.id for d, _ in report.stopped] == [dep.id]
     db.session.refresh(dep)
     assert dep.status == "stopped" and dep.stop_reason == "idle"
-    wait_for(lambda: not any(objects(kube_tier, name).values()), 90,
-               "the Deployment and everything it owns to be gone")
+    wait_for(
+        lambda: not any(objects(kube_tier, name).values()),
+        90,
+        "the Deployment and everything it owns to be gone",
+    )
 
 
-@pytest.mark.parametrize("how, expected", [
-    ("crashloop", "keeps crashing"),
-    ("image", "could not be pulled (ImagePullBackOff)"),
-    ("unschedulable", "No node in the cluster can run this app"),
-])
+@pytest.mark.parametrize(
+    "how, expected",
+    [
+        ("crashloop", "keeps crashing"),
+        ("image", "could not be pulled (ImagePullBackOff)"),
+        ("unschedulable", "No node in the cluster can run this app"),
+    ],
+)
 def test_failures_are_fast_and_plain(kube_app, kube_tier, monkeypatch, how, expected):
     make_app(make_user("alice"), "wave", image=IMAGE)
     client = kube_app.test_client()
@@ -145,14 +161,17 @@ def test_failures_are_fast_and_plain(kube_app, kube_tier, monkeypatch, how, expe
     name, pod = pod_of(kube_tier, dep)
     ns, core = kube_tier.namespace, kube_tier.core
     if how == "crashloop":
-        kubelet.make_waiting(core, ns, pod.metadata.name, "CrashLoopBackOff",
-                             "back-off 20s restarting failed container")
+        kubelet.make_waiting(
+            core, ns, pod.metadata.name, "CrashLoopBackOff", "back-off 20s restarting failed container"
+        )
     elif how == "image":
-        kubelet.make_waiting(core, ns, pod.metadata.name, "ImagePullBackOff",
-                             f'Back-off pulling image "{IMAGE}"')
+        kubelet.make_waiting(
+            core, ns, pod.metadata.name, "ImagePullBackOff", f'Back-off pulling image "{IMAGE}"'
+        )
     else:
-        kubelet.make_unschedulable(core, ns, pod.metadata.name,
-                                   "0/3 nodes are available: 3 Insufficient cpu.")
+        kubelet.make_unschedulable(
+            core, ns, pod.metadata.name, "0/3 nodes are available: 3 Insufficient cpu."
+        )
     data = wait_for(lambda: (s := poll(client))["status"] == "failed" and s, 10, "failed")
     assert expected in data["reason"]
     html = client.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
@@ -173,15 +192,17 @@ def test_reconcile_removes_orphans_and_marks_vanished(kube_app, kube_tier, monke
     name, pod = pod_of(kube_tier, dep)
     kubelet.make_ready(kube_tier.core, kube_tier.namespace, pod.metadata.name)
     wait_for(lambda: poll(client)["status"] == "running", 10, "running")
-    response = kube_tier.apps.delete_namespaced_deployment(name, kube_tier.namespace, _request_timeout=10,
-                                                           _preload_content=False)
+    response = kube_tier.apps.delete_namespaced_deployment(
+        name, kube_tier.namespace, _request_timeout=10, _preload_content=False
+    )
     response.read()
     response.release_conn()
     # an orphan: objects left by a crash, with no live row
     ghost = start(client, "ghost")
     ghost_name = json.loads(ghost.backend_ref)["name"]
-    db.session.execute(db.update(Deployment).where(Deployment.id == ghost.id)
-                       .values(status="stopped", stop_reason="admin"))
+    db.session.execute(
+        db.update(Deployment).where(Deployment.id == ghost.id).values(status="stopped", stop_reason="admin")
+    )
     db.session.commit()
     assert ghost_name in json.dumps(backend.list())
 
@@ -195,12 +216,8 @@ def test_reconcile_removes_orphans_and_marks_vanished(kube_app, kube_tier, monke
 
 
 def test_create_is_idempotent_and_adopts_existing_objects(kube_app, kube_tier):
-    from app.backends.base import AppSpec
-
     backend = lifecycle.backend()
-    spec = AppSpec(owner="alice", title="wave", framework="dash",
-                   deployment_name="alice-wave-default-idem01", prefix="/alice/wave/default-idem01/",
-                   image=IMAGE, env={"A": "1"})
+    spec = make_spec(public_name="default-idem01", image=IMAGE, env={"A": "1"})
     first = backend.create(spec)
     second = backend.create(spec)  # every object answers 409 and is adopted
     assert first == second

@@ -23,27 +23,44 @@ from app.backends.kube_objects import (
 from app.backends.kube_status import pod_status
 from app.config import KubeSettings
 from app.slugs import object_name
+from tests.factories import make_spec
 from tests.kube_schemas import validate
 
-KUBE = KubeSettings.from_env({"VIZ_HOST": "viz.example.org", "K8S_NAMESPACE": "dormouse-apps",
-                              "TRAEFIK_MIDDLEWARES": "dormouse/viz-auth"}, required=True)
+KUBE = KubeSettings.from_env(
+    {
+        "VIZ_HOST": "viz.example.org",
+        "K8S_NAMESPACE": "dormouse-apps",
+        "TRAEFIK_MIDDLEWARES": "dormouse/viz-auth",
+    },
+    required=True,
+)
 UID = "6a1c1b9e-51a0-4b3a-9f7d-1e6f9d7c0b11"
 
 
+SPEC_FIELDS: dict[str, object] = {
+    "source": "app.py",
+    "callable": "server",
+    "image": "ghcr.io/alice/wave:1.0",
+    "port": 8050,
+    "cpu": "250m",
+    "memory": "256Mi",
+    "env": {"API_KEY": "s3cret"},
+    "deployment_id": 42,
+}
+
+
 def spec(framework="dash", **kw) -> AppSpec:
-    base = dict(owner="alice", title="wave", framework=framework, deployment_name="alice-wave-default-abc234",
-                prefix="/alice/wave/default-abc234/", public_name="default-abc234", source="app.py",
-                callable="server",
-                image="ghcr.io/alice/wave:1.0", port=8050, cpu="250m", memory="256Mi",
-                env={"API_KEY": "s3cret"}, deployment_id=42)
-    base.update(kw)
-    return AppSpec(**base)
+    return make_spec(framework, **{**SPEC_FIELDS, **kw})
 
 
 def all_manifests(s: AppSpec, kube: KubeSettings = KUBE):
     name = name_for(s)
-    return [make_deployment(s, name, kube, secret=name), make_secret(s, name, kube),
-            make_service(s, name, kube, UID), make_ingress_route(s, name, kube, UID)]
+    return [
+        make_deployment(s, name, kube, secret=name),
+        make_secret(s, name, kube),
+        make_service(s, name, kube, UID),
+        make_ingress_route(s, name, kube, UID),
+    ]
 
 
 @pytest.mark.parametrize("framework", ["dash", "bokeh"])
@@ -53,10 +70,13 @@ def test_every_manifest_validates_against_the_official_schemas(framework):
 
 
 def test_older_traefik_group_and_scheduling_options_validate():
-    kube = dataclasses.replace(KUBE, traefik_api="traefik.containo.us/v1alpha1",
-                               node_selector={"pool": "viz"},
-                               tolerations=({"key": "viz", "operator": "Exists", "effect": "NoSchedule"},),
-                               image_pull_secret="regcred")
+    kube = dataclasses.replace(
+        KUBE,
+        traefik_api="traefik.containo.us/v1alpha1",
+        node_selector={"pool": "viz"},
+        tolerations=({"key": "viz", "operator": "Exists", "effect": "NoSchedule"},),
+        image_pull_secret="regcred",
+    )
     manifests = all_manifests(spec(), kube)
     for manifest in manifests:
         validate(manifest)
@@ -84,14 +104,26 @@ def test_deployment_dash():
     pod = d["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert c["image"] == "ghcr.io/alice/wave:1.0"
-    assert c["args"] == ["gunicorn", "--bind", "0.0.0.0:8050", "--workers", "2", "--threads", "4",
-                         "--access-logfile", "-", "app:server"]
+    assert c["args"] == [
+        "gunicorn",
+        "--bind",
+        "0.0.0.0:8050",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--access-logfile",
+        "-",
+        "app:server",
+    ]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["DASH_ROUTES_PATHNAME_PREFIX"] == env["DASH_REQUESTS_PATHNAME_PREFIX"] == s.prefix
     assert "s3cret" not in str(d)  # secrets only through the Secret
     assert c["envFrom"] == [{"secretRef": {"name": "alice-wave-default-abc234"}}]
-    assert c["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"},
-                              "limits": {"cpu": "250m", "memory": "256Mi"}}
+    assert c["resources"] == {
+        "requests": {"cpu": "250m", "memory": "256Mi"},
+        "limits": {"cpu": "250m", "memory": "256Mi"},
+    }
     assert c["readinessProbe"]["httpGet"] == {"path": s.prefix, "port": "http"}
     sc = c["securityContext"]
     assert sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"]
@@ -119,8 +151,7 @@ def test_deployment_bokeh_owns_prefix_and_origin():
 
 def test_command_override_is_an_argv_not_a_shell():
     s = spec(command="python -m myapp --port 8050 '; rm -rf /'")
-    assert container_args(s, "viz.example.org") == ["python", "-m", "myapp", "--port", "8050",
-                                                     "; rm -rf /"]
+    assert container_args(s, "viz.example.org") == ["python", "-m", "myapp", "--port", "8050", "; rm -rf /"]
     c = make_deployment(s, "n", KUBE, secret=None)["spec"]["template"]["spec"]["containers"][0]
     assert "command" in c and "args" not in c
 
@@ -140,14 +171,25 @@ def test_service_and_route_point_at_the_deployment():
     assert route["spec"]["tls"] == {"certResolver": "letsencrypt"}
     for manifest in (svc, route, make_secret(s, name, KUBE) | {"metadata": svc["metadata"]}):
         (ref,) = manifest["metadata"]["ownerReferences"]
-        assert ref == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": UID,
-                       "controller": True}
+        assert ref == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+            "uid": UID,
+            "controller": True,
+        }
 
 
-@pytest.mark.parametrize("host, prefix", [
-    ("viz.example.org`) || Host(`evil", "/a/b/c/"), ("viz example.org", "/a/b/c/"),
-    ("viz.example.org", "/a/b`)/c/"), ("viz.example.org", "/a/b (c)/d/"), ("viz.example.org", "/a/B/c/"),
-])
+@pytest.mark.parametrize(
+    "host, prefix",
+    [
+        ("viz.example.org`) || Host(`evil", "/a/b/c/"),
+        ("viz example.org", "/a/b/c/"),
+        ("viz.example.org", "/a/b`)/c/"),
+        ("viz.example.org", "/a/b (c)/d/"),
+        ("viz.example.org", "/a/B/c/"),
+    ],
+)
 def test_nothing_unsafe_reaches_a_traefik_rule(host, prefix):
     with pytest.raises(ValueError):
         route_rule(host, prefix)
@@ -164,13 +206,21 @@ def test_names_are_dns_labels_with_a_hash_when_long():
 
 
 def pod(phase="Pending", conditions=(), containers=()):
-    return {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app", "image": "img:1"}]},
-            "status": {"phase": phase, "conditions": list(conditions), "containerStatuses": list(containers)}}
+    return {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "app", "image": "img:1"}]},
+        "status": {"phase": phase, "conditions": list(conditions), "containerStatuses": list(containers)},
+    }
 
 
 def waiting(reason, message="", restarts=0, last=None):
-    cs = {"name": "app", "image": "img:1", "ready": False, "restartCount": restarts,
-          "state": {"waiting": {"reason": reason, "message": message}}}
+    cs = {
+        "name": "app",
+        "image": "img:1",
+        "ready": False,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": reason, "message": message}},
+    }
     if last:
         cs["lastState"] = {"terminated": last}
     return cs
@@ -179,32 +229,95 @@ def waiting(reason, message="", restarts=0, last=None):
 SCHEDULED = {"type": "PodScheduled", "status": "True"}
 
 
-@pytest.mark.parametrize("p, events, state, text", [
-    (pod(), [], "starting", "Waiting for a node"),
-    (pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                      "message": "0/3 nodes are available: 3 Insufficient memory."}]), [],
-     "failed", "Insufficient memory"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("ContainerCreating")]), [], "starting", "Scheduled"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("ContainerCreating")]),
-     [{"reason": "Pulling", "lastTimestamp": "2026-01-01T00:00:01Z"}], "starting", "Pulling the image img:1"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("ContainerCreating")]),
-     [{"reason": "Pulling", "lastTimestamp": "2026-01-01T00:00:01Z"},
-      {"reason": "Pulled", "lastTimestamp": "2026-01-01T00:00:05Z"}], "starting", "Image ready"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("ImagePullBackOff", "Back-off pulling image")]), [],
-     "failed", "could not be pulled (ImagePullBackOff)"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("ErrImagePull", "not found")]), [],
-     "failed", "could not be pulled (ErrImagePull)"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("CrashLoopBackOff", "back-off 10s", 3,
-                                                     {"exitCode": 1, "reason": "Error"})]), [],
-     "failed", "keeps crashing on start (restarted 3 times). Last exit code 1"),
-    (pod(conditions=[SCHEDULED], containers=[waiting("CreateContainerConfigError",
-                                                     "container has runAsNonRoot and image will run as root")]),
-     [], "failed", "runAsNonRoot"),
-    (pod("Running", [SCHEDULED], [{"name": "app", "ready": False, "state": {"running": {}}}]), [],
-     "starting", "waiting for it to answer"),
-    (pod("Running", [SCHEDULED, {"type": "Ready", "status": "True"}],
-         [{"name": "app", "ready": True, "state": {"running": {}}}]), [], "running", "Ready"),
-])
+@pytest.mark.parametrize(
+    "p, events, state, text",
+    [
+        (pod(), [], "starting", "Waiting for a node"),
+        (
+            pod(
+                conditions=[
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/3 nodes are available: 3 Insufficient memory.",
+                    }
+                ]
+            ),
+            [],
+            "failed",
+            "Insufficient memory",
+        ),
+        (pod(conditions=[SCHEDULED], containers=[waiting("ContainerCreating")]), [], "starting", "Scheduled"),
+        (
+            pod(conditions=[SCHEDULED], containers=[waiting("ContainerCreating")]),
+            [{"reason": "Pulling", "lastTimestamp": "2026-01-01T00:00:01Z"}],
+            "starting",
+            "Pulling the image img:1",
+        ),
+        (
+            pod(conditions=[SCHEDULED], containers=[waiting("ContainerCreating")]),
+            [
+                {"reason": "Pulling", "lastTimestamp": "2026-01-01T00:00:01Z"},
+                {"reason": "Pulled", "lastTimestamp": "2026-01-01T00:00:05Z"},
+            ],
+            "starting",
+            "Image ready",
+        ),
+        (
+            pod(conditions=[SCHEDULED], containers=[waiting("ImagePullBackOff", "Back-off pulling image")]),
+            [],
+            "failed",
+            "could not be pulled (ImagePullBackOff)",
+        ),
+        (
+            pod(conditions=[SCHEDULED], containers=[waiting("ErrImagePull", "not found")]),
+            [],
+            "failed",
+            "could not be pulled (ErrImagePull)",
+        ),
+        (
+            pod(
+                conditions=[SCHEDULED],
+                containers=[
+                    waiting("CrashLoopBackOff", "back-off 10s", 3, {"exitCode": 1, "reason": "Error"})
+                ],
+            ),
+            [],
+            "failed",
+            "keeps crashing on start (restarted 3 times). Last exit code 1",
+        ),
+        (
+            pod(
+                conditions=[SCHEDULED],
+                containers=[
+                    waiting(
+                        "CreateContainerConfigError", "container has runAsNonRoot and image will run as root"
+                    )
+                ],
+            ),
+            [],
+            "failed",
+            "runAsNonRoot",
+        ),
+        (
+            pod("Running", [SCHEDULED], [{"name": "app", "ready": False, "state": {"running": {}}}]),
+            [],
+            "starting",
+            "waiting for it to answer",
+        ),
+        (
+            pod(
+                "Running",
+                [SCHEDULED, {"type": "Ready", "status": "True"}],
+                [{"name": "app", "ready": True, "state": {"running": {}}}],
+            ),
+            [],
+            "running",
+            "Ready",
+        ),
+    ],
+)
 def test_pod_status(p, events, state, text):
     result = pod_status(p, events)
     assert result.state == state

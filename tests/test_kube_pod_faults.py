@@ -38,7 +38,7 @@ from app.backends.kube_status import MESSAGE_CAP, current_pod, pod_status
 from app.config import KubeSettings
 from app.extensions import db
 from app.models import Deployment
-from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+from tests.factories import CSRFClient, build_app, make_app, make_settings, make_spec, make_user
 from tests.kube_fake import FakeKubeAPI
 
 pytestmark = pytest.mark.timeout(120)
@@ -186,16 +186,8 @@ def admin(fake: FakeKubeAPI) -> Iterator[client.CoreV1Api]:
         api.close()
 
 
-def spec(suffix: str = "pf2345") -> AppSpec:
-    return AppSpec(
-        owner="alice",
-        title="wave",
-        framework="dash",
-        deployment_name=f"alice-wave-default-{suffix}",
-        prefix=f"/alice/wave/default-{suffix}/",
-        image=IMAGE,
-        public_name=f"default-{suffix}",
-    )
+def spec() -> AppSpec:
+    return make_spec(public_name="default-pf2345", image=IMAGE)
 
 
 def pods_of(fake: FakeKubeAPI, name: str) -> list[dict]:

@@ -20,21 +20,23 @@ import yaml
 from kubernetes import client
 
 from app import lifecycle, sweep
-from app.backends.base import AppSpec, BackendError
+from app.backends.base import BackendError
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests import kubelet
-from tests.serving import wait_for
-from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+from tests.factories import CSRFClient, build_app, make_app, make_settings, make_spec, make_user
 from tests.kube_tiers import Tier
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 RBAC = Path(__file__).resolve().parent.parent / "k8s" / "base" / "rbac.yaml"
 APPS_NS = "dormouse-apps"
 HX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}
-PATH_RE = re.compile(r"^/apis?/(?:(?P<group>[^/]+)/)?(?:v1|v1alpha1)/namespaces/[^/]+/(?P<res>[^/]+)(?P<item>/[^/]+)?$")
+PATH_RE = re.compile(
+    r"^/apis?/(?:(?P<group>[^/]+)/)?(?:v1|v1alpha1)/namespaces/[^/]+/(?P<res>[^/]+)(?P<item>/[^/]+)?$"
+)
 VERBS = {"POST": "create", "DELETE": "delete", "PATCH": "patch"}
 
 
@@ -43,24 +45,37 @@ def rbac_cluster(tmp_path_factory):
     from tests.kube_real import RealCluster
 
     cluster = RealCluster.start(tmp_path_factory.mktemp("kube-rbac"), rbac=True)
+    namespaces = ("dormouse", APPS_NS)
     try:
         cluster.install_crds()
-        for ns in ("dormouse", APPS_NS):
-            cluster.create_namespace(ns)
-        rbac = client.RbacAuthorizationV1Api(cluster.api_client())
-        for doc in yaml.safe_load_all(RBAC.read_text()):
-            create = (rbac.create_namespaced_role if doc["kind"] == "Role"
-                      else rbac.create_namespaced_role_binding)
-            create(doc["metadata"]["namespace"], doc, _request_timeout=10)
-        yield cluster
+        try:
+            for ns in namespaces:
+                cluster.create_namespace(ns)
+            rbac = client.RbacAuthorizationV1Api(cluster.api_client())
+            for doc in yaml.safe_load_all(RBAC.read_text()):
+                create = (
+                    rbac.create_namespaced_role
+                    if doc["kind"] == "Role"
+                    else rbac.create_namespaced_role_binding
+                )
+                create(doc["metadata"]["namespace"], doc, _request_timeout=10)
+            yield cluster
+        finally:
+            for ns in namespaces:
+                cluster.delete_namespace(ns)
     finally:
         cluster.stop()
 
 
 def granted() -> set[tuple[str, str, str]]:
     role = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "Role")
-    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 def used(entries) -> set[tuple[str, str, str]]:
@@ -74,13 +89,10 @@ def used(entries) -> set[tuple[str, str, str]]:
     return found
 
 
-
-
 def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tmp_path, monkeypatch):
     tier = Tier("real", str(rbac_cluster.kubeconfig), APPS_NS, rbac_cluster.api_client())
     backend, log = tier.backend(kubeconfig=str(rbac_cluster.sa_kubeconfig))
-    app = build_app(make_settings(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.test",
-                                  K8S_NAMESPACE=APPS_NS))
+    app = build_app(make_settings(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.test", K8S_NAMESPACE=APPS_NS))
     app.test_client_class = CSRFClient
     app.extensions["dormouse.backend"] = backend
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
@@ -98,13 +110,21 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
         pod = kubelet.wait_for_pod(tier.core, APPS_NS, f"app.kubernetes.io/instance={name}")
         kubelet.make_pulling(tier.core, APPS_NS, pod.metadata.name)
         kubelet.emit_event(tier.core, APPS_NS, pod, "Pulling", "Pulling image")
-        wait_for(lambda: "Pulling" in web.get("/alice/wave/viz/status", headers=JSON).get_json()["phase"],
-                   10, "the pulling phase")
+        wait_for(
+            lambda: "Pulling" in web.get("/alice/wave/viz/status", headers=JSON).get_json()["phase"],
+            10,
+            "the pulling phase",
+        )
         kubelet.make_ready(tier.core, APPS_NS, pod.metadata.name)
-        wait_for(lambda: web.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "running",
-                   10, "running")
-        report = sweep.sweep(now=utcnow() + timedelta(seconds=5),
-                                 lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300))
+        wait_for(
+            lambda: web.get("/alice/wave/viz/status", headers=JSON).get_json()["status"] == "running",
+            10,
+            "running",
+        )
+        report = sweep.sweep(
+            now=utcnow() + timedelta(seconds=5),
+            lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300),
+        )
         assert len(report.stopped) == 1 and report.errors == 0
 
         # a start that fails (crash loop): reported and removed
@@ -113,22 +133,24 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
         bname = json.loads(broken.backend_ref)["name"]
         bpod = kubelet.wait_for_pod(tier.core, APPS_NS, f"app.kubernetes.io/instance={bname}")
         kubelet.make_waiting(tier.core, APPS_NS, bpod.metadata.name, "CrashLoopBackOff", "back-off")
-        wait_for(lambda: web.get("/alice/broken/viz/status", headers=JSON).get_json()["status"] == "failed",
-                   10, "failed")
+        wait_for(
+            lambda: web.get("/alice/broken/viz/status", headers=JSON).get_json()["status"] == "failed",
+            10,
+            "failed",
+        )
 
         # a create that fails halfway cleans up after itself (here: a Traefik
         # API group the Role does not grant)
-        halfway, halfway_log = tier.backend(kubeconfig=str(rbac_cluster.sa_kubeconfig),
-                                            TRAEFIK_API="traefik.containo.us/v1alpha1")
+        halfway, halfway_log = tier.backend(
+            kubeconfig=str(rbac_cluster.sa_kubeconfig), TRAEFIK_API="traefik.containo.us/v1alpha1"
+        )
         with pytest.raises(BackendError):
-            halfway.create(AppSpec(owner="alice", title="half", framework="dash",
-                                   deployment_name="alice-half-default-hhhhhh",
-                                   prefix="/alice/half/default-hhhhhh/", image="img:1", env={"A": "1"}))
+            halfway.create(
+                make_spec(title="half", public_name="default-hhhhhh", image="img:1", env={"A": "1"})
+            )
 
         # a create repeated (a retry after a timeout) adopts every object: 409 -> get
-        again = AppSpec(owner="alice", title="again", framework="dash",
-                        deployment_name="alice-again-default-aaaaaa",
-                        prefix="/alice/again/default-aaaaaa/", image="img:1", env={"A": "1"})
+        again = make_spec(title="again", public_name="default-aaaaaa", image="img:1", env={"A": "1"})
         assert backend.create(again) == backend.create(again)
         backend.stop(backend.create(again))
 

@@ -44,29 +44,35 @@ def test_held_releases_on_the_way_out_even_after_an_error(any_app):
 def test_two_workers_creating_the_lease_at_once_get_one_holder(any_app):
     """The first use of a lease is an INSERT: the primary key lets only one of
     several simultaneous workers have it, on every database."""
-    rounds, workers = 5, 4
-    for round_ in range(rounds):
+    for round_ in range(5):
         name = f"race-{round_}"
-        barrier = threading.Barrier(workers)
-        won: list[str] = []
-        errors: list[BaseException] = []
-
-        def worker(holder: str) -> None:
-            try:
-                with any_app.app_context():
-                    barrier.wait(30)
-                    if leases.acquire(name, holder, ttl=60):
-                        won.append(holder)
-                    db.session.remove()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert not errors, errors
+        won = race_for_lease(any_app, name, workers=4)
         assert len(won) == 1, (name, won)
         row = db.session.get(SchedulerLease, name)
         assert row is not None and row.holder == won[0]
+
+
+def race_for_lease(flask_app, name: str, workers: int) -> list[str]:
+    """``workers`` threads, each with its own session, try to take the new
+    lease ``name`` at the same moment; the holders that got it."""
+    barrier = threading.Barrier(workers)
+    won: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker(holder: str) -> None:
+        try:
+            with flask_app.app_context():
+                barrier.wait(30)
+                if leases.acquire(name, holder, ttl=60):
+                    won.append(holder)
+                db.session.remove()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return won

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,39 +19,25 @@ import requests
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local import LocalBackend
 from tests.appchecks import check_bokeh_app, check_bokeh_origin_refused, check_dash_callback
+from tests.factories import EXAMPLES, make_spec
+from tests.processes import Started
+from tests.waiting import wait_for
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
 DEADLINE = 60.0
 
 pytestmark = pytest.mark.timeout(300)
 
 
-class Tracker:
-    """Makes backends and remembers every ref so teardown can stop them all."""
+class Tracker(Started):
+    """Makes backends on one run dir and remembers every ref so teardown can
+    stop them all."""
 
     def __init__(self, run_dir: Path) -> None:
+        super().__init__()
         self.run_dir = run_dir
-        self.started: list[tuple[LocalBackend, str]] = []
 
     def backend(self, apps_dir: Path = EXAMPLES, **kwargs: object) -> LocalBackend:
         return LocalBackend(apps_dir=apps_dir, run_dir=self.run_dir, **kwargs)  # type: ignore[arg-type]
-
-    def create(self, backend: LocalBackend, spec: AppSpec) -> str:
-        ref = backend.create(spec)
-        self.started.append((backend, ref))
-        return ref
-
-    def stop_all(self) -> None:
-        for backend, ref in self.started:
-            try:
-                backend.stop(ref)
-            except Exception:  # noqa: BLE001 - keep stopping the others
-                pgid = json.loads(ref)["pid"]
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 @pytest.fixture
@@ -67,25 +51,16 @@ def tracker(tmp_path: Path) -> Iterator[Tracker]:
 
 def spec(framework: str, source: str, name: str = "alice-wave-x7k2p9", **kw: object) -> AppSpec:
     owner, title, public = name.split("-", 2)
-    return AppSpec(
-        owner=owner,
-        title=title,
-        framework=framework,  # type: ignore[arg-type]
-        deployment_name=name,
-        prefix=f"/{owner}/{title}/{public}/",
-        source=source,
-        **kw,  # type: ignore[arg-type]
-    )
+    return make_spec(framework, owner=owner, title=title, public_name=public, source=source, **kw)
 
 
 def wait_state(backend: LocalBackend, ref: str, timeout: float = DEADLINE) -> BackendStatus:
-    """Poll status until it is no longer ``starting`` (or the deadline passes)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        st = backend.status(ref)
-        if st.state != "starting" or time.monotonic() > deadline:
-            return st
-        time.sleep(0.2)
+    """The status once it is no longer ``starting``."""
+    return wait_for(
+        lambda: (st := backend.status(ref)).state != "starting" and st,
+        timeout,
+        f"{json.loads(ref)['name']} to finish starting",
+    )
 
 
 def group_members(pgid: int) -> list[int]:
@@ -231,21 +206,23 @@ def test_watched_pid_death_stops_the_app(tracker: Tracker, monkeypatch: pytest.M
         backend = tracker.backend()  # watch_pid=None: taken from the env var
         ref = tracker.create(backend, spec("dash", "dash-wave/app.py", "gina-watch-d4"))
         pgid = json.loads(ref)["pid"]
-        deadline = time.monotonic() + 10  # until the child has exec'd the watchdog
-        while b"--watch-pid" not in (cmdline := Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")):
-            assert time.monotonic() < deadline, cmdline
-            time.sleep(0.05)
+
+        def watchdog_cmdline() -> list[bytes] | None:  # once the child has exec'd the watchdog
+            cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().split(b"\0")
+            return cmdline if b"--watch-pid" in cmdline else None
+
+        cmdline = wait_for(watchdog_cmdline, 10, "the watchdog to run", interval=0.05)
         assert cmdline[cmdline.index(b"--watch-pid") + 1] == str(dormouse.pid).encode()
         assert wait_state(backend, ref).state == "running"
         assert len(group_members(pgid)) >= 3
     finally:
         dormouse.kill()
         dormouse.wait()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if backend.status(ref).state == "gone" and group_gone(pgid):  # status() reaps
-            break
-        time.sleep(0.2)
+    wait_for(
+        lambda: backend.status(ref).state == "gone" and group_gone(pgid),  # status() reaps
+        15,
+        "the app to stop after the watched process died",
+    )
     assert group_gone(pgid), group_members(pgid)
     assert backend.status(ref).state == "gone"
 
@@ -261,10 +238,10 @@ def test_stop_kills_an_app_that_ignores_sigterm(tracker: Tracker, tmp_path: Path
     ref = tracker.create(backend, spec("bokeh", "stubborn.py", "ivan-stubborn-f7"))
     assert wait_state(backend, ref).state == "running"  # the probe ran the script
     pgid = json.loads(ref)["pid"]
-    started = time.monotonic()
-    backend.stop(ref)
-    assert time.monotonic() - started < 8
+    backend.stop(ref)  # SIGTERM is ignored: SIGKILL after the grace
     assert group_gone(pgid), group_members(pgid)
+    assert backend.status(ref).state == "gone"
+    assert not (tracker.run_dir / "ivan-stubborn-f7.json").exists()
 
 
 # --------------------------------------------------------------------- list
@@ -307,7 +284,7 @@ def test_url(tmp_path: Path, public_host: str, scheme: str, request_host: str, e
 
 def test_url_rejects_odd_hosts_and_refs(tmp_path: Path) -> None:
     backend = LocalBackend(EXAMPLES, tmp_path)
-    for host in ("evil.com/x", "a b", "x\"onload=1", "[::1"):
+    for host in ("evil.com/x", "a b", 'x"onload=1', "[::1"):
         with pytest.raises(BackendError):
             backend.url(REF, host)
     with pytest.raises(BackendError):

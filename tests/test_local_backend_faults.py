@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -28,9 +27,9 @@ import pytest
 
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local import LocalBackend
+from tests.factories import EXAMPLES, make_spec
+from tests.processes import Started
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
 DEADLINE = 120.0  # generous: a loaded machine starts gunicorn slowly
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,38 +37,7 @@ pytestmark = pytest.mark.timeout(300)
 
 def spec(name: str, source: str, framework: str = "dash", **kw: object) -> AppSpec:
     owner, title, public = name.split("-", 2)
-    return AppSpec(
-        owner=owner,
-        title=title,
-        framework=framework,
-        deployment_name=name,
-        prefix=f"/{owner}/{title}/{public}/",
-        source=source,
-        public_name=public,
-        **kw,
-    )  # type: ignore[arg-type]
-
-
-class Started:
-    """Every ref any backend of the test made, so teardown stops them all."""
-
-    def __init__(self) -> None:
-        self.refs: list[tuple[LocalBackend, str]] = []
-
-    def create(self, backend: LocalBackend, app_spec: AppSpec) -> str:
-        ref = backend.create(app_spec)
-        self.refs.append((backend, ref))
-        return ref
-
-    def stop_all(self) -> None:
-        for backend, ref in self.refs:
-            try:
-                backend.stop(ref)
-            except Exception:
-                try:
-                    os.killpg(json.loads(ref)["pid"], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+    return make_spec(framework, owner=owner, title=title, public_name=public, source=source, **kw)
 
 
 @pytest.fixture

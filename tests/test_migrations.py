@@ -46,11 +46,24 @@ def test_replicas_starting_together_migrate_once(tmp_path, postgres_db_url):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "DATABASE_URL": postgres_db_url, "SECRET_KEY": "x",
-           "INSTANCE_PATH": str(tmp_path / "inst"), "SCHEDULER_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_db_url,
+        "SECRET_KEY": "x",
+        "INSTANCE_PATH": str(tmp_path / "inst"),
+        "SCHEDULER_ENABLED": "0",
+    }
     flask = str(Path(sys.executable).parent / "flask")
-    procs = [subprocess.Popen([flask, "--app", "wsgi", "db", "upgrade"], cwd=repo, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [flask, "--app", "wsgi", "db", "upgrade"],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     assert sum("Running upgrade  -> 0001" in out for out in outputs) == 1

@@ -21,11 +21,26 @@ from app.publishing import (
 from app.slugs import is_slug, slug_error
 
 
-@pytest.mark.parametrize("value, ok", [
-    ("a", True), ("abc-123", True), ("x" * 40, True), ("9lives", True),
-    ("", False), ("x" * 41, False), ("-abc", False), ("abc-", False), ("ABC", False),
-    ("a_b", False), ("a b", False), ("a`b", False), ("a(b)", False), ("é", False), ("a.b", False),
-])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("a", True),
+        ("abc-123", True),
+        ("x" * 40, True),
+        ("9lives", True),
+        ("", False),
+        ("x" * 41, False),
+        ("-abc", False),
+        ("abc-", False),
+        ("ABC", False),
+        ("a_b", False),
+        ("a b", False),
+        ("a`b", False),
+        ("a(b)", False),
+        ("é", False),
+        ("a.b", False),
+    ],
+)
 def test_slug_grammar(value, ok):
     assert is_slug(value) is ok
     assert (slug_error(value, "title") is None) is ok
@@ -37,9 +52,19 @@ def test_reserved_names():
     assert slug_error("static", "title") is None
 
 
-@pytest.mark.parametrize("text, millicores", [("500m", 500), ("1", 1000), ("1.5", 1500),
-                                              ("0.25", 250), ("2.125", 2125), ("x", None),
-                                              ("-1", None), ("1.5m", None)])
+@pytest.mark.parametrize(
+    "text, millicores",
+    [
+        ("500m", 500),
+        ("1", 1000),
+        ("1.5", 1500),
+        ("0.25", 250),
+        ("2.125", 2125),
+        ("x", None),
+        ("-1", None),
+        ("1.5m", None),
+    ],
+)
 def test_parse_cpu(text, millicores):
     assert parse_cpu(text) == millicores
 
@@ -56,21 +81,33 @@ def test_source_must_stay_inside_the_apps_folder(tmp_path):
     (tmp_path / "outside.py").write_text("x = 1\n")
     os.symlink(tmp_path / "outside.py", apps / "sneaky.py")
     assert check_source_input(apps, "ok/app.py:server") == ("ok/app.py", "server")
-    for bad, message in [("../outside.py", "relative path"), (str(tmp_path / "outside.py"), "relative path"),
-                         ("sneaky.py", "stay inside"), ("ok/missing.py", "No Python file"),
-                         ("ok/app.py:not valid", "not a Python name"), ("", "Give the app")]:
+    for bad, message in [
+        ("../outside.py", "relative path"),
+        (str(tmp_path / "outside.py"), "relative path"),
+        ("sneaky.py", "stay inside"),
+        ("ok/missing.py", "No Python file"),
+        ("ok/app.py:not valid", "not a Python name"),
+        ("", "Give the app"),
+    ]:
         with pytest.raises(ValueError, match=message):
             check_source_input(apps, bad)
 
 
 def test_every_problem_is_reported_and_nothing_is_saved(app, alice):
     settings = app.config["DORMOUSE"]
-    data = AppInput(title="Nope!", framework="shiny", source="missing.py", image="Bad Image",
-                    port="22", cpu="9", memory="99Gi", env="PATH")
+    data = AppInput(
+        title="Nope!",
+        framework="shiny",
+        source="missing.py",
+        image="Bad Image",
+        port="22",
+        cpu="9",
+        memory="99Gi",
+        env="PATH",
+    )
     with pytest.raises(PublishError) as info:
         publish(alice, data, settings)
-    assert set(info.value.errors) == {"title", "framework", "source", "image", "port", "cpu",
-                                      "memory", "env"}
+    assert set(info.value.errors) == {"title", "framework", "source", "image", "port", "cpu", "memory", "env"}
     assert db.session.scalar(select(func.count(VizApp.id))) == 0
 
 
@@ -80,19 +117,28 @@ def test_defaults_and_cluster_only_apps(app, alice):
     assert dash.callable == "server" and dash.port == 8050
     bokeh = publish(alice, AppInput(title="b", framework="bokeh", source="bokeh-sliders/main.py"), settings)
     assert bokeh.callable is None and bokeh.port == 5006
-    image_only = publish(alice, AppInput(title="c", framework="dash",
-                                         image="ghcr.io/me/app:1.0"), settings)
+    image_only = publish(alice, AppInput(title="c", framework="dash", image="ghcr.io/me/app:1.0"), settings)
     assert image_only.source is None and image_only.image == "ghcr.io/me/app:1.0"
     with pytest.raises(PublishError, match="no ':callable'"):
         publish(alice, AppInput(title="e", framework="bokeh", source="bokeh-sliders/main.py:x"), settings)
 
 
-@pytest.mark.parametrize("image, ok", [
-    ("nginx", True), ("ghcr.io/alice/wave:1.0", True), ("registry.example.org:5000/team/app:v2.1-rc", True),
-    ("alice/wave@sha256:" + "a" * 64, True), ("localhost:5000/x", True),
-    ("Alice/Wave", False), ("wave:1.0 --privileged", False), ("wave`x`", False), ("wave:", False),
-    ("-wave", False), ("a" * 501, False),
-])
+@pytest.mark.parametrize(
+    "image, ok",
+    [
+        ("nginx", True),
+        ("ghcr.io/alice/wave:1.0", True),
+        ("registry.example.org:5000/team/app:v2.1-rc", True),
+        ("alice/wave@sha256:" + "a" * 64, True),
+        ("localhost:5000/x", True),
+        ("Alice/Wave", False),
+        ("wave:1.0 --privileged", False),
+        ("wave`x`", False),
+        ("wave:", False),
+        ("-wave", False),
+        ("a" * 501, False),
+    ],
+)
 def test_image_references(app, alice, image, ok):
     data = AppInput(title="img", framework="dash", image=image)
     settings = app.config["DORMOUSE"]
@@ -104,15 +150,18 @@ def test_image_references(app, alice, image, ok):
         assert "image" in info.value.errors
 
 
-@pytest.mark.parametrize("command, image, problem", [
-    ("", "", None),
-    ("", "ghcr.io/a/b:1", None),
-    ("python serve.py --port 8050", "ghcr.io/a/b:1", None),
-    ("sh -c 'echo $HOME; id'", "ghcr.io/a/b:1", None),  # one argv; no shell of ours runs it
-    ("python serve.py", "", "give the image too"),
-    ("python 'serve.py", "ghcr.io/a/b:1", "cannot be split"),
-    ("x" * 501, "ghcr.io/a/b:1", "under 500"),
-])
+@pytest.mark.parametrize(
+    "command, image, problem",
+    [
+        ("", "", None),
+        ("", "ghcr.io/a/b:1", None),
+        ("python serve.py --port 8050", "ghcr.io/a/b:1", None),
+        ("sh -c 'echo $HOME; id'", "ghcr.io/a/b:1", None),  # one argv; no shell of ours runs it
+        ("python serve.py", "", "give the image too"),
+        ("python 'serve.py", "ghcr.io/a/b:1", "cannot be split"),
+        ("x" * 501, "ghcr.io/a/b:1", "under 500"),
+    ],
+)
 def test_command_override_rules(command, image, problem):
     error = command_error(command, image)
     assert (error is None) if problem is None else (problem in error)
@@ -123,8 +172,15 @@ def test_the_publish_form_takes_a_command_with_an_image(app, alice):
 
     client = app.test_client()
     login(client)
-    form = {"title": "served", "framework": "dash", "image": "ghcr.io/alice/served:2",
-            "source": "app.py", "command": "python app.py --serve", "cpu": "500m", "memory": "512Mi"}
+    form = {
+        "title": "served",
+        "framework": "dash",
+        "image": "ghcr.io/alice/served:2",
+        "source": "app.py",
+        "command": "python app.py --serve",
+        "cpu": "500m",
+        "memory": "512Mi",
+    }
     assert client.post("/publish", data=form).status_code == 302
     viz = db.session.scalar(select(VizApp).where(VizApp.title == "served"))
     assert viz.command == "python app.py --serve"

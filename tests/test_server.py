@@ -11,25 +11,30 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
+from datetime import datetime
 
 import pytest
 import requests
 
 from app.backends.local import group_alive
-from tests.serving import LiveServer, start_app, wait_for
+from tests.serving import JSON, REQUEST_TIMEOUT, LiveServer, serve, start_app
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
+LOAD_LIMIT, PING_LIMIT, SWEEP_EVERY = 4, 5, 1  # seconds: IDLE_LOAD_TIMEOUT, IDLE_PING_TIMEOUT, SWEEP_INTERVAL
 
 
 @pytest.fixture
 def server(tmp_path):
-    live = LiveServer(tmp_path, SWEEP_INTERVAL="1", IDLE_LOAD_TIMEOUT="4", IDLE_PING_TIMEOUT="3",
-                      PING_INTERVAL="1")
-    try:
+    with serve(
+        tmp_path,
+        launch=False,
+        SWEEP_INTERVAL=str(SWEEP_EVERY),
+        IDLE_LOAD_TIMEOUT=str(LOAD_LIMIT),
+        IDLE_PING_TIMEOUT=str(PING_LIMIT),
+        PING_INTERVAL="1",
+    ) as live:
         yield live
-    finally:
-        live.close()
 
 
 def only_pgid(server: LiveServer) -> int:
@@ -37,37 +42,69 @@ def only_pgid(server: LiveServer) -> int:
     return json.loads(record.read_text())["pid"]
 
 
+def when(answer: dict, *keys: str) -> datetime:
+    """The latest of the status answer's timestamps ``keys`` that are set."""
+    return max(datetime.fromisoformat(answer[key]) for key in keys if answer[key])
+
+
 def test_served_product_spins_apps_up_and_down_and_leaves_no_orphans(server):
     proc = server.launch()
     base = server.base
     browser = requests.Session()
-    gallery = browser.get(f"{base}/").text
+    gallery = browser.get(f"{base}/", timeout=REQUEST_TIMEOUT).text
     assert "dash-wave" in gallery and "bokeh-sliders" in gallery
-    assert "Disallow: /*/*/viz/" in browser.get(f"{base}/robots.txt").text
+    assert "Disallow: /*/*/viz/" in browser.get(f"{base}/robots.txt", timeout=REQUEST_TIMEOUT).text
 
     # a visit starts the Dash demo; it becomes ready and serves under its prefix
     start_app(server, browser, "/demo/dash-wave/")
-    running = wait_for(lambda: (s := server.status("/demo/dash-wave/"))["status"] == "running" and s,
-                       90, "dash-wave to run")
-    assert requests.get(running["url"], timeout=5).status_code == 200
+    running = server.wait(
+        lambda: (s := server.status("/demo/dash-wave/"))["status"] == "running" and s, 90, "dash-wave to run"
+    )
+    assert requests.get(running["url"], timeout=REQUEST_TIMEOUT).status_code == 200
     first_pgid = only_pgid(server)
 
     # nobody pings: the in-process scheduler stops it within a few sweeps
-    stopped = wait_for(lambda: (s := server.status("/demo/dash-wave/"))["status"] == "stopped" and s,
-                       60, "the scheduler to stop the idle app")
+    stopped = server.wait(
+        lambda: (s := server.status("/demo/dash-wave/"))["status"] == "stopped" and s,
+        60,
+        "the scheduler to stop the idle app",
+    )
     assert stopped["stop_reason"] == "idle"
     wait_for(lambda: not group_alive(first_pgid), 15, "the app process to exit")
 
-    # pings keep it alive past the idle limits
+    # pings keep it alive past the idle limits: ping as a focused page does,
+    # until the server's own record shows the latest ping more than both limits
+    # (and two sweeps) after the latest page load, the app running throughout
     start_app(server, browser, "/demo/bokeh-sliders/")
-    wait_for(lambda: server.status("/demo/bokeh-sliders/")["status"] == "running", 90,
-             "bokeh-sliders to run")
+    server.wait(
+        lambda: server.status("/demo/bokeh-sliders/")["status"] == "running", 90, "bokeh-sliders to run"
+    )
     public_name = server.status("/demo/bokeh-sliders/")["public_name"]
-    for _ in range(8):  # 8 s: past IDLE_LOAD_TIMEOUT and IDLE_PING_TIMEOUT
-        answer = browser.post(f"{base}/demo/bokeh-sliders/viz/ping", data={"deployment": public_name},
-                              headers={"Accept": "application/json"}).json()
-        assert answer["status"] == "running"
-        time.sleep(1)
+
+    def pinged_past_the_limits() -> bool:
+        response = browser.post(
+            f"{base}/demo/bokeh-sliders/viz/ping",
+            data={"deployment": public_name},
+            headers=JSON,
+            timeout=REQUEST_TIMEOUT,
+        )
+        response.raise_for_status()
+        answer = response.json()
+        if answer["status"] != "running":
+            pytest.fail(f"stopped although pinged: {answer}")
+        if answer["latest_ping_at"] is None:
+            return False
+        loaded = when(answer, "latest_load_at", "ready_at", "created_at")  # as the idle rule reads it
+        pinged_for = (when(answer, "latest_ping_at") - loaded).total_seconds()
+        return pinged_for > LOAD_LIMIT + PING_LIMIT + 2 * SWEEP_EVERY
+
+    wait_for(
+        pinged_past_the_limits,
+        60,
+        "pings to keep the app past the idle limits",
+        interval=1.0,
+        abort=server.check_running,
+    )
     second_pgid = only_pgid(server)
     assert group_alive(second_pgid)
 
@@ -78,6 +115,9 @@ def test_served_product_spins_apps_up_and_down_and_leaves_no_orphans(server):
 
     # after a restart, the deployment whose process is gone is marked stopped
     server.launch()
-    gone = wait_for(lambda: (s := server.status("/demo/bokeh-sliders/"))["status"] == "stopped" and s,
-                    30, "the restarted server to mark the lost deployment stopped")
+    gone = server.wait(
+        lambda: (s := server.status("/demo/bokeh-sliders/"))["status"] == "stopped" and s,
+        30,
+        "the restarted server to mark the lost deployment stopped",
+    )
     assert gone["stop_reason"] == "gone"

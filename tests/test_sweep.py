@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 
 from app import idle, lifecycle, sweep
@@ -17,13 +16,6 @@ from tests.factories import make_app, make_user
 from tests.fakes import FakeBackend
 
 TINY = IdleLimits(load_timeout=60, ping_timeout=30, start_timeout=120)
-
-
-@pytest.fixture
-def backend(any_app):
-    fake = FakeBackend()
-    any_app.extensions["dormouse.backend"] = fake
-    return fake
 
 
 def running(backend: FakeBackend, title: str, *, since_seconds: float = 600) -> Deployment:
@@ -38,8 +30,8 @@ def running(backend: FakeBackend, title: str, *, since_seconds: float = 600) -> 
     return dep
 
 
-def test_an_error_on_one_deployment_is_counted_and_the_sweep_goes_on(any_app, backend, monkeypatch):
-    a, b = running(backend, "a"), running(backend, "b")
+def test_an_error_on_one_deployment_is_counted_and_the_sweep_goes_on(any_app, any_fake_backend, monkeypatch):
+    a, b = running(any_fake_backend, "a"), running(any_fake_backend, "b")
     real_stop = sweep.stop
 
     def stop(dep, **kwargs):
@@ -55,26 +47,25 @@ def test_an_error_on_one_deployment_is_counted_and_the_sweep_goes_on(any_app, ba
     assert a.status == "running" and b.status == "stopped"
 
 
-def test_a_ping_between_the_decision_and_the_stop_keeps_the_app(any_app, backend, monkeypatch):
-    dep = running(backend, "watched")
+def test_a_ping_between_the_decision_and_the_stop_keeps_the_app(any_app, any_fake_backend, monkeypatch):
+    dep = running(any_fake_backend, "watched")
     real_decide = idle.decide
 
     def decide_then_ping(**kwargs):
         verdict = real_decide(**kwargs)
         # a visitor's ping lands, on its own connection, right after the decision
         with db.engine.begin() as other:
-            other.execute(update(Deployment).where(Deployment.id == dep.id)
-                          .values(latest_ping_at=utcnow()))
+            other.execute(update(Deployment).where(Deployment.id == dep.id).values(latest_ping_at=utcnow()))
         return verdict
 
     monkeypatch.setattr(idle, "decide", decide_then_ping)
     report = sweep.sweep(lim=TINY)
     assert report.stopped == [] and report.errors == 0
     db.session.refresh(dep)
-    assert dep.status == "running" and backend.calls["stop"] == 0
+    assert dep.status == "running" and any_fake_backend.calls["stop"] == 0
 
 
-def test_a_starting_deployment_is_not_stopped_as_idle(any_app, backend):
+def test_a_starting_deployment_is_not_stopped_as_idle(any_app, any_fake_backend):
     # a slow start with a short load limit: the viewer is waiting
     viz = make_app(make_user("alice"), "slow")
     began = utcnow() - timedelta(seconds=10)
@@ -83,45 +74,45 @@ def test_a_starting_deployment_is_not_stopped_as_idle(any_app, backend):
     report = sweep.sweep(lim=IdleLimits(load_timeout=4, ping_timeout=3, start_timeout=120))
     assert report.stopped == [] and report.failed == []
     assert dep.status == "starting"
-    assert backend.calls["status"] == 1  # the sweep read it (force) and left it starting
+    assert any_fake_backend.calls["status"] == 1  # the sweep read it (force) and left it starting
 
 
-def test_a_starting_deployment_past_the_start_limit_fails(any_app, backend):
+def test_a_starting_deployment_past_the_start_limit_fails(any_app, any_fake_backend):
     viz = make_app(make_user("alice"), "stuck")
     dep = lifecycle.ensure_deployment(viz, now=utcnow() - timedelta(seconds=121))
     report = sweep.sweep(lim=TINY)
     assert report.failed == [dep] and dep.status == "failed"
     assert "did not become ready within 120 seconds" in dep.status_reason
-    assert backend.stopped == [dep.backend_ref]
+    assert any_fake_backend.stopped == [dep.backend_ref]
 
 
-def test_reconcile_reports_a_crashed_app_as_failed(any_app, backend, monkeypatch):
-    dep = running(backend, "crashy")
-    backend.set(dep.backend_ref, "failed", reason="The app stopped (exit code 3).")
-    monkeypatch.setattr(backend, "list", lambda: {})  # no longer running
+def test_reconcile_reports_a_crashed_app_as_failed(any_app, any_fake_backend, monkeypatch):
+    dep = running(any_fake_backend, "crashy")
+    any_fake_backend.set(dep.backend_ref, "failed", reason="The app stopped (exit code 3).")
+    monkeypatch.setattr(any_fake_backend, "list", dict)  # no longer running
     report = sweep.reconcile()
     assert report.vanished == [dep]
     assert dep.status == "failed" and dep.stop_reason == "failed"
     assert dep.status_reason == "The app stopped (exit code 3)."
 
 
-def test_reconcile_survives_a_failed_listing_and_the_sweep_goes_on(any_app, backend, monkeypatch):
-    dep = running(backend, "idle")
+def test_reconcile_survives_a_failed_listing_and_the_sweep_goes_on(any_app, any_fake_backend, monkeypatch):
+    dep = running(any_fake_backend, "idle")
 
     def unavailable():
         raise ConnectionError("backend unreachable")
 
-    monkeypatch.setattr(backend, "list", unavailable)
+    monkeypatch.setattr(any_fake_backend, "list", unavailable)
     reconciled = sweep.reconcile()
     assert reconciled.errors == 1 and not reconciled.changed
-    assert dep.status == "running" and backend.calls["stop"] == 0
+    assert dep.status == "running" and any_fake_backend.calls["stop"] == 0
     report = sweep.sweep(lim=TINY)  # the idle rule still applies without a listing
     assert report.errors == 1 and [d.id for d, _ in report.stopped] == [dep.id]
 
 
-def test_report_lines_name_each_change(any_app, backend):
-    dep = running(backend, "idle")
-    backend.extra = {"bob-ghost-default-abcdef": "fake:ghost"}
+def test_report_lines_name_each_change(any_app, any_fake_backend):
+    dep = running(any_fake_backend, "idle")
+    any_fake_backend.extra = {"bob-ghost-default-abcdef": "fake:ghost"}
     report = sweep.sweep(lim=TINY)
     assert report.changed
     assert report.lines() == [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from sqlalchemy import func, select
 
 from app import lifecycle
@@ -112,8 +111,9 @@ def test_status_json(client, wave, fake_backend, eager_reads):
 
 def test_failed_start_shows_reason_and_retry(client, wave, fake_backend, eager_reads):
     client.post("/alice/wave/viz/start", headers=HX)
-    fake_backend.set(fake_backend.only_ref(), "failed",
-                     reason="Traceback ...\nZeroDivisionError: division by zero")
+    fake_backend.set(
+        fake_backend.only_ref(), "failed", reason="Traceback ...\nZeroDivisionError: division by zero"
+    )
     response = client.get("/alice/wave/viz/status", headers=HX)
     assert response.status_code == 286
     html = response.get_data(as_text=True)
@@ -194,8 +194,9 @@ def test_healthz(client, tmp_path):
     from app import create_app
     from tests.factories import make_settings
 
-    broken = create_app(settings=make_settings(
-        tmp_path / "broken", "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"))
+    broken = create_app(
+        settings=make_settings(tmp_path / "broken", "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2")
+    )
     response = broken.test_client().get("/healthz")
     assert response.status_code == 503 and response.get_json()["database"] == "unreachable"
 
@@ -207,7 +208,9 @@ def test_login_logout(client, alice):
     ok = client.post("/login?next=/publish", data={"username": "alice", "password": "correct-horse"})
     assert ok.status_code == 302 and ok.headers["Location"] == "/publish"
     assert client.get("/publish").status_code == 200
-    evil = client.post("/login?next=//evil.example/x", data={"username": "alice", "password": "correct-horse"})
+    evil = client.post(
+        "/login?next=//evil.example/x", data={"username": "alice", "password": "correct-horse"}
+    )
     assert evil.headers["Location"] == "/"
     assert client.post("/logout").status_code == 302
     assert client.get("/publish").status_code == 302
@@ -217,25 +220,53 @@ def test_publish_form_success_and_errors(client, alice):
     login(client)
     form = client.get("/publish").get_data(as_text=True)
     assert "dash-wave/app.py" in form  # source suggestions from APPS_DIR
-    bad = client.post("/publish", data={
-        "title": "Bad Title!", "framework": "dash", "source": "../../etc/passwd",
-        "port": "99999", "cpu": "lots", "memory": "1TB", "env": "1X=2",
-    })
+    bad = client.post(
+        "/publish",
+        data={
+            "title": "Bad Title!",
+            "framework": "dash",
+            "source": "../../etc/passwd",
+            "port": "99999",
+            "cpu": "lots",
+            "memory": "1TB",
+            "env": "1X=2",
+        },
+    )
     html = bad.get_data(as_text=True)
     assert bad.status_code == 400 and "Nothing was saved" in html
-    for message in ("lowercase letters", "relative path inside the apps folder",
-                    "1024 to 65535", "500m or 1.5", "512Mi or 2Gi", "not a valid variable name"):
+    for message in (
+        "lowercase letters",
+        "relative path inside the apps folder",
+        "1024 to 65535",
+        "500m or 1.5",
+        "512Mi or 2Gi",
+        "not a valid variable name",
+    ):
         assert message in html, message
-    ok = client.post("/publish", data={
-        "title": "my-wave", "framework": "dash", "source": "dash-wave/app.py:server",
-        "description": "Mine", "cpu": "250m", "memory": "256Mi", "env": "A=1\nB = two",
-        "is_public": "y",
-    })
+    ok = client.post(
+        "/publish",
+        data={
+            "title": "my-wave",
+            "framework": "dash",
+            "source": "dash-wave/app.py:server",
+            "description": "Mine",
+            "cpu": "250m",
+            "memory": "256Mi",
+            "env": "A=1\nB = two",
+            "is_public": "y",
+        },
+    )
     assert ok.status_code == 302 and ok.headers["Location"] == "/alice/my-wave/"
-    again = client.post("/publish", data={
-        "title": "my-wave", "framework": "bokeh", "source": "bokeh-sliders/main.py",
-        "cpu": "250m", "memory": "256Mi",
-    })
+    again = client.post(
+        "/publish",
+        data={
+            "title": "my-wave",
+            "framework": "bokeh",
+            "source": "bokeh-sliders/main.py",
+            "cpu": "250m",
+            "memory": "256Mi",
+        },
+    )
     assert again.status_code == 400 and "already have an app called" in again.get_data(as_text=True)
 
 

@@ -26,6 +26,8 @@ from .kube_names import MANAGED_SELECTOR, name_for
 from .kube_status import current_pod, pod_status
 
 log = logging.getLogger(__name__)
+
+
 def _api_message(exc: ApiException) -> str:
     try:
         return json.loads(exc.body or "{}").get("message") or str(exc.reason)
@@ -48,49 +50,69 @@ class KubeBackend:
         return self._api_client
 
     def _call(self, fn: Any, *args: Any, what: str = "", **kwargs: Any) -> dict[str, Any]:
-        return kube_calls.call(as_json(fn), *args, timeout=self.kube.request_timeout,
-                               retries=self.kube.retries, what=what, **kwargs)
+        return kube_calls.call(
+            as_json(fn),
+            *args,
+            timeout=self.kube.request_timeout,
+            retries=self.kube.retries,
+            what=what,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ create
     def create(self, spec: AppSpec) -> str:
         if not spec.image:
-            raise BackendError("This app has no container image; publish it with an image to "
-                               "run it on the cluster.")
+            raise BackendError(
+                "This app has no container image; publish it with an image to run it on the cluster."
+            )
         name = name_for(spec)
         ns, kube = self.kube.namespace, self.kube
         apps, core = client.AppsV1Api(self.api), client.CoreV1Api(self.api)
         custom = client.CustomObjectsApi(self.api)
         group, version = kube.traefik_api.split("/")
-        opts = dict(timeout=kube.request_timeout, retries=kube.retries)
+        opts = {"timeout": kube.request_timeout, "retries": kube.retries}
         secret = name if spec.env else None
         try:
             if secret:
-                kube_calls.create(as_json(core.create_namespaced_secret, ns),
-                                  as_json(core.read_namespaced_secret, namespace=ns),
-                                  kube_objects.make_secret(spec, name, kube), **opts)
+                kube_calls.create(
+                    as_json(core.create_namespaced_secret, ns),
+                    as_json(core.read_namespaced_secret, namespace=ns),
+                    kube_objects.make_secret(spec, name, kube),
+                    **opts,
+                )
             deployment = kube_calls.create(
                 as_json(apps.create_namespaced_deployment, ns),
                 as_json(apps.read_namespaced_deployment, namespace=ns),
-                kube_objects.make_deployment(spec, name, kube, secret=secret), **opts)
+                kube_objects.make_deployment(spec, name, kube, secret=secret),
+                **opts,
+            )
             uid = deployment["metadata"]["uid"]
             if secret:
                 owner = {"metadata": {"ownerReferences": [kube_objects.owner_reference(name, uid)]}}
                 self._call(core.patch_namespaced_secret, name, ns, owner, what=f"own Secret {name}")
-            kube_calls.create(as_json(core.create_namespaced_service, ns),
-                              as_json(core.read_namespaced_service, namespace=ns),
-                              kube_objects.make_service(spec, name, kube, uid), **opts)
+            kube_calls.create(
+                as_json(core.create_namespaced_service, ns),
+                as_json(core.read_namespaced_service, namespace=ns),
+                kube_objects.make_service(spec, name, kube, uid),
+                **opts,
+            )
             kube_calls.create(
                 as_json(custom.create_namespaced_custom_object, group, version, ns, "ingressroutes"),
                 as_json(custom.get_namespaced_custom_object, group, version, ns, "ingressroutes"),
-                kube_objects.make_ingress_route(spec, name, kube, uid), **opts)
+                kube_objects.make_ingress_route(spec, name, kube, uid),
+                **opts,
+            )
         except (ApiException, KubeUnavailable) as exc:
             self._cleanup(name, secret)
             if isinstance(exc, ApiException):
                 if exc.status in (401, 403):
-                    raise BackendError("Dormouse is not allowed to create this app's objects in "
-                                       f"namespace {ns}: {_api_message(exc)}") from exc
-                raise BackendError(f"The cluster refused this app (HTTP {exc.status}): "
-                                   f"{_api_message(exc)}") from exc
+                    raise BackendError(
+                        "Dormouse is not allowed to create this app's objects in "
+                        f"namespace {ns}: {_api_message(exc)}"
+                    ) from exc
+                raise BackendError(
+                    f"The cluster refused this app (HTTP {exc.status}): {_api_message(exc)}"
+                ) from exc
             raise BackendError(f"The cluster could not be reached: {exc}") from exc
         log.info("created Deployment, Service and IngressRoute %s in %s", name, ns)
         return self._ref(name, kube_objects.app_path(spec))
@@ -101,8 +123,12 @@ class KubeBackend:
             self._delete_deployment(name)
             if secret:
                 core = client.CoreV1Api(self.api)
-                kube_calls.delete(as_json(core.delete_namespaced_secret, namespace=self.kube.namespace),
-                                  secret, timeout=self.kube.request_timeout, retries=self.kube.retries)
+                kube_calls.delete(
+                    as_json(core.delete_namespaced_secret, namespace=self.kube.namespace),
+                    secret,
+                    timeout=self.kube.request_timeout,
+                    retries=self.kube.retries,
+                )
         except (ApiException, KubeUnavailable):
             log.exception("cleanup of %s failed; reconcile will remove leftovers", name)
 
@@ -123,8 +149,12 @@ class KubeBackend:
         name = self._parse(ref)["name"]
         ns, core = self.kube.namespace, client.CoreV1Api(self.api)
         try:
-            pods = self._call(core.list_namespaced_pod, ns, what=f"list pods of {name}",
-                              label_selector=f"app.kubernetes.io/instance={name}")["items"]
+            pods = self._call(
+                core.list_namespaced_pod,
+                ns,
+                what=f"list pods of {name}",
+                label_selector=f"app.kubernetes.io/instance={name}",
+            )["items"]
             pod = current_pod(pods)
             if pod is None:
                 apps = client.AppsV1Api(self.api)
@@ -137,8 +167,12 @@ class KubeBackend:
                 return BackendStatus("starting", phase="Waiting for the app's pod to be created")
             state = pod_status(pod)
             if state.state == "starting" and state.phase.startswith("Scheduled"):
-                events = self._call(core.list_namespaced_event, ns, what=f"events of {name}",
-                                    field_selector=f"involvedObject.name={pod['metadata']['name']}")
+                events = self._call(
+                    core.list_namespaced_event,
+                    ns,
+                    what=f"events of {name}",
+                    field_selector=f"involvedObject.name={pod['metadata']['name']}",
+                )
                 state = pod_status(pod, events.get("items") or [])
             return state
         except (ApiException, KubeUnavailable) as exc:
@@ -150,8 +184,11 @@ class KubeBackend:
         apps = client.AppsV1Api(self.api)
         return kube_calls.delete(
             as_json(apps.delete_namespaced_deployment, namespace=self.kube.namespace),
-            name, timeout=self.kube.request_timeout, retries=self.kube.retries,
-            body={"propagationPolicy": "Background"})
+            name,
+            timeout=self.kube.request_timeout,
+            retries=self.kube.retries,
+            body={"propagationPolicy": "Background"},
+        )
 
     def stop(self, ref: str) -> None:
         """Delete the Deployment; its Service, IngressRoute and Secret go with
@@ -165,8 +202,12 @@ class KubeBackend:
     # -------------------------------------------------------------------- list
     def list(self) -> dict[str, str]:
         apps = client.AppsV1Api(self.api)
-        items = self._call(apps.list_namespaced_deployment, self.kube.namespace,
-                           what="list Deployments", label_selector=MANAGED_SELECTOR)["items"]
+        items = self._call(
+            apps.list_namespaced_deployment,
+            self.kube.namespace,
+            what="list Deployments",
+            label_selector=MANAGED_SELECTOR,
+        )["items"]
         found = {}
         for item in items:
             meta = item.get("metadata") or {}

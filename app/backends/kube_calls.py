@@ -16,7 +16,8 @@ import logging
 import os
 import random
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes import client, config
@@ -42,8 +43,11 @@ def make_api_client(context: str | None = None) -> client.ApiClient:
     except config.ConfigException:
         configuration = client.Configuration()
         # The client reads KUBECONFIG once, at import; read it now instead.
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context,
-                                client_configuration=configuration)
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None,
+            context=context,
+            client_configuration=configuration,
+        )
     configuration.retries = False  # ours are in call(); urllib3's would hide faults
     return client.ApiClient(configuration)
 
@@ -73,8 +77,15 @@ def _retry_after(exc: ApiException) -> float | None:
         return None
 
 
-def call(fn: Callable[..., T], *args: Any, timeout: float, retries: int, what: str = "",
-         sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> T:
+def call(
+    fn: Callable[..., T],
+    *args: Any,
+    timeout: float,
+    retries: int,
+    what: str = "",
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> T:
     """``fn(*args, **kwargs, _request_timeout=timeout)``, retried on transient errors.
 
     ApiExceptions that are not transient (4xx but 429) are raised at once for
@@ -96,8 +107,14 @@ def call(fn: Callable[..., T], *args: Any, timeout: float, retries: int, what: s
             raise KubeUnavailable(f"{what or fn.__name__}: {error}") from error
         backoff = min(MAX_BACKOFF, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
         delay = min(MAX_BACKOFF, wait) if wait is not None else backoff
-        log.warning("kubernetes %s failed (%s); retry %d/%d in %.1fs",
-                    what or fn.__name__, _describe(error), attempt, retries, delay)
+        log.warning(
+            "kubernetes %s failed (%s); retry %d/%d in %.1fs",
+            what or fn.__name__,
+            _describe(error),
+            attempt,
+            retries,
+            delay,
+        )
         sleep(delay)
 
 
@@ -107,8 +124,14 @@ def _describe(error: Exception) -> str:
     return type(error).__name__
 
 
-def create(create_fn: Callable[..., Any], read_fn: Callable[..., Any], body: dict[str, Any], *,
-           timeout: float, retries: int) -> Any:
+def create(
+    create_fn: Callable[..., Any],
+    read_fn: Callable[..., Any],
+    body: dict[str, Any],
+    *,
+    timeout: float,
+    retries: int,
+) -> Any:
     """``create_fn(body)``; if the object already exists (409), adopt it with
     ``read_fn(name)``. Never check-then-act."""
     name = body["metadata"]["name"]
@@ -122,8 +145,7 @@ def create(create_fn: Callable[..., Any], read_fn: Callable[..., Any], body: dic
     return call(read_fn, name, timeout=timeout, retries=retries, what=f"read {body['kind']} {name}")
 
 
-def delete(delete_fn: Callable[..., Any], name: str, *, timeout: float, retries: int,
-           **kwargs: Any) -> bool:
+def delete(delete_fn: Callable[..., Any], name: str, *, timeout: float, retries: int, **kwargs: Any) -> bool:
     """``delete_fn(name)``; report whether it was there. 404 is success."""
     try:
         call(delete_fn, name, timeout=timeout, retries=retries, what=f"delete {name}", **kwargs)

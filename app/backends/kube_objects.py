@@ -51,8 +51,13 @@ def container_args(spec: AppSpec, viz_host: str) -> list[str]:
 
 def owner_reference(deployment_name: str, deployment_uid: str) -> dict[str, Any]:
     """Points an object at its Deployment, so deleting that collects it."""
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name,
-            "uid": deployment_uid, "controller": True}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment_name,
+        "uid": deployment_uid,
+        "controller": True,
+    }
 
 
 def _meta(spec: AppSpec, name: str, namespace: str, owner_uid: str | None = None) -> dict[str, Any]:
@@ -60,8 +65,10 @@ def _meta(spec: AppSpec, name: str, namespace: str, owner_uid: str | None = None
         "name": name,
         "namespace": namespace,
         "labels": labels_for(spec, name),
-        "annotations": {"dormouse.io/deployment-name": spec.deployment_name,
-                        "dormouse.io/app-path": app_path(spec)},
+        "annotations": {
+            "dormouse.io/deployment-name": spec.deployment_name,
+            "dormouse.io/app-path": app_path(spec),
+        },
     }
     if owner_uid:
         meta["ownerReferences"] = [owner_reference(name, owner_uid)]
@@ -91,11 +98,15 @@ def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str
         # its bare prefix with a redirect to the app, which counts as success).
         "readinessProbe": {
             "httpGet": {"path": fw.readiness_path(prefix, app_path(spec)), "port": "http"},
-            "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3,
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
         },
         "livenessProbe": {
             "tcpSocket": {"port": "http"},
-            "initialDelaySeconds": 30, "periodSeconds": 15, "failureThreshold": 4,
+            "initialDelaySeconds": 30,
+            "periodSeconds": 15,
+            "failureThreshold": 4,
         },
         "securityContext": {
             "runAsNonRoot": True,

@@ -10,8 +10,13 @@ from typing import Any
 
 from .base import BackendStatus
 
-PULL_FAILURES = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
-                 "RegistryUnavailable"}
+PULL_FAILURES = {
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+}
 CONFIG_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 MESSAGE_CAP = 400
 
@@ -69,17 +74,22 @@ def pod_status(pod: dict[str, Any], events: list[dict[str, Any]] | None = None) 
         reason, message = waiting.get("reason"), _short(waiting.get("message"))
         image = cs.get("image") or images.get(cs.get("name")) or "the image"
         if reason in PULL_FAILURES:
-            return BackendStatus("failed", reason=f"The image {image} could not be pulled "
-                                 f"({reason}). Check the image name and that the cluster may "
-                                 f"pull it. {message}".strip())
+            return BackendStatus(
+                "failed",
+                reason=f"The image {image} could not be pulled "
+                f"({reason}). Check the image name and that the cluster may "
+                f"pull it. {message}".strip(),
+            )
         if reason == "CrashLoopBackOff":
             last = (cs.get("lastState") or {}).get("terminated") or {}
             exit_info = f" Last exit code {last.get('exitCode')}." if last else ""
-            return BackendStatus("failed", reason=f"The app keeps crashing on start (restarted "
-                                 f"{cs.get('restartCount', 0)} times).{exit_info} {message}".strip())
+            return BackendStatus(
+                "failed",
+                reason=f"The app keeps crashing on start (restarted "
+                f"{cs.get('restartCount', 0)} times).{exit_info} {message}".strip(),
+            )
         if reason in CONFIG_FAILURES:
-            return BackendStatus("failed", reason=f"The container could not be started ({reason}): "
-                                 f"{message}")
+            return BackendStatus("failed", reason=f"The container could not be started ({reason}): {message}")
     if (conditions.get("Ready") or {}).get("status") == "True":
         return BackendStatus("running", phase="Ready")
     if scheduled.get("status") != "True":
@@ -96,8 +106,12 @@ def pod_status(pod: dict[str, Any], events: list[dict[str, Any]] | None = None) 
 
 def _latest_event(events: list[dict[str, Any]]) -> str | None:
     def when(event: dict[str, Any]) -> str:
-        return (event.get("lastTimestamp") or event.get("eventTime")
-                or (event.get("metadata") or {}).get("creationTimestamp") or "")
+        return (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or (event.get("metadata") or {}).get("creationTimestamp")
+            or ""
+        )
 
     relevant = [e for e in events if e.get("reason") in ("Pulling", "Pulled", "Created", "Started")]
     return max(relevant, key=when).get("reason") if relevant else None

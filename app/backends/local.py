@@ -135,8 +135,15 @@ class LocalBackend:
             raise BackendError(f"Deployment {name} is already running.")
 
         port = self._pick_port()
-        run = launch(spec, target, python=self.python, bind_host=self.bind_host, port=port,
-                     public_host=self.public_host, stop_grace=self.stop_grace)
+        run = launch(
+            spec,
+            target,
+            python=self.python,
+            bind_host=self.bind_host,
+            port=port,
+            public_host=self.public_host,
+            stop_grace=self.stop_grace,
+        )
         cmd, cwd, app_path = run.argv, run.cwd, run.app_path
         env = child_env(spec, dict(os.environ))
 

@@ -192,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_group(child, None, args.grace)
             return 0
         if polls % WATCH_EVERY == 0 and not pid_alive(args.watch_pid, watched_start):
-            sys.stderr.write(
-                f"dormouse watchdog: watched pid {args.watch_pid} is gone; stopping\n"
-            )
+            sys.stderr.write(f"dormouse watchdog: watched pid {args.watch_pid} is gone; stopping\n")
             sys.stderr.flush()
             stop_group(child, None, args.grace)
             return 0

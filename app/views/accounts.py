@@ -18,8 +18,13 @@ def _safe_next(target: str | None) -> str:
     (no backslash either: browsers read it as a slash, "/\\evil.com")."""
     if target:
         parts = urlsplit(target)
-        if (not parts.scheme and not parts.netloc and target.startswith("/")
-                and not target.startswith("//") and "\\" not in target):
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith("//")
+            and "\\" not in target
+        ):
             return target
     return url_for("gallery.index")
 

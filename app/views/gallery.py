@@ -16,9 +16,7 @@ bp = Blueprint("gallery", __name__)
 def visible_app(owner: str, title: str) -> VizApp:
     """The app at /<owner>/<title>/, or 404 if it does not exist or the
     visitor may not see it (private apps are for their owner and admins)."""
-    app = db.session.scalar(
-        select(VizApp).join(User).where(User.username == owner, VizApp.title == title)
-    )
+    app = db.session.scalar(select(VizApp).join(User).where(User.username == owner, VizApp.title == title))
     if app is None:
         abort(404)
     if not app.is_public:
@@ -36,8 +34,9 @@ def index():
     elif not current_user.is_admin:  # admins see every app
         query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
     apps = db.session.scalars(query).all()
-    return render_template("gallery.html", apps=apps,
-                           live=lifecycle.live_deployments([app.id for app in apps]))
+    return render_template(
+        "gallery.html", apps=apps, live=lifecycle.live_deployments([app.id for app in apps])
+    )
 
 
 @bp.get("/<owner>/<title>/")

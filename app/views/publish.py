@@ -17,8 +17,10 @@ def publish_app():
     form = PublishForm()
     settings = current_app.config["DORMOUSE"]
     if form.validate_on_submit():
-        data = AppInput(**{name: getattr(form, name).data or "" for name in AppInput.TEXT_FIELDS},
-                        is_public=bool(form.is_public.data))
+        data = AppInput(
+            **{name: getattr(form, name).data or "" for name in AppInput.TEXT_FIELDS},
+            is_public=bool(form.is_public.data),
+        )
         try:
             app = publish(current_user, data, settings)
         except PublishError as exc:
@@ -28,6 +30,4 @@ def publish_app():
             flash(f"Published {app.slug_path}.", "success")
             return redirect(url_for("gallery.app_page", owner=current_user.username, title=app.title))
     status = 400 if form.errors else 200
-    return render_template(
-        "publish.html", form=form, sources=available_sources(settings.apps_dir)
-    ), status
+    return render_template("publish.html", form=form, sources=available_sources(settings.apps_dir)), status

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import (Blueprint, Response, abort, current_app, jsonify, make_response,
-                   render_template, request)
+from flask import Blueprint, Response, abort, current_app, jsonify, make_response, render_template, request
 
 from .. import lifecycle
 from ..backends import BackendError
@@ -32,9 +31,20 @@ def _iso(value: datetime | None) -> str | None:
 def status_payload(dep: Deployment | None) -> dict[str, object]:
     """The status as plain data, for JSON and for the partial."""
     if dep is None:
-        return {"status": "none", "reason": "", "stop_reason": None, "phase": "", "url": None,
-                "public_name": None, "created_at": None, "ready_at": None,
-                "latest_load_at": None, "latest_ping_at": None, "stopped_at": None, "elapsed": 0}
+        return {
+            "status": "none",
+            "reason": "",
+            "stop_reason": None,
+            "phase": "",
+            "url": None,
+            "public_name": None,
+            "created_at": None,
+            "ready_at": None,
+            "latest_load_at": None,
+            "latest_ping_at": None,
+            "stopped_at": None,
+            "elapsed": 0,
+        }
     url = None
     if dep.status == "running" and dep.backend_ref:
         try:
@@ -69,8 +79,9 @@ def status_response(app: VizApp, dep: Deployment | None) -> Response:
     else:
         settings = current_app.config["DORMOUSE"]
         response = make_response(
-            render_template("partials/viz_status.html", app=app, s=payload,
-                            poll_interval=settings.status_poll_interval)
+            render_template(
+                "partials/viz_status.html", app=app, s=payload, poll_interval=settings.status_poll_interval
+            )
         )
         if payload["status"] != "starting" and request.headers.get("HX-Request"):
             response.status_code = STOP_POLLING
@@ -91,10 +102,14 @@ def _shown_deployment(app: VizApp, public_name: str) -> Deployment | None:
 def page(owner: str, title: str):
     app = visible_app(owner, title)
     settings = current_app.config["DORMOUSE"]
-    response = make_response(render_template(
-        "viz.html", app=app, ping_interval=settings.ping_interval,
-        poll_interval=settings.status_poll_interval,
-    ))
+    response = make_response(
+        render_template(
+            "viz.html",
+            app=app,
+            ping_interval=settings.ping_interval,
+            poll_interval=settings.status_poll_interval,
+        )
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

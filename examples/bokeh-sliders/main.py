@@ -63,7 +63,5 @@ header = Div(
 )
 
 doc = curdoc()
-doc.add_root(
-    column(header, amplitude, frequency, phase, plot, sizing_mode="stretch_width")
-)
+doc.add_root(column(header, amplitude, frequency, phase, plot, sizing_mode="stretch_width"))
 doc.title = "Sine wave - Dormouse demo"

@@ -60,9 +60,7 @@ def wave_figure(frequency: float) -> go.Figure:
     span = 2 * math.pi * PERIODS
     xs = [span * i / (POINTS - 1) for i in range(POINTS)]
     ys = [math.sin(frequency * x) for x in xs]
-    fig = go.Figure(
-        go.Scatter(x=xs, y=ys, mode="lines", line={"width": 3, "color": "#3e7cb1"})
-    )
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", line={"width": 3, "color": "#3e7cb1"}))
     fig.update_layout(
         template="plotly_white",
         title={"text": f"y = sin({frequency:g}\u00b7x)", "x": 0.5},

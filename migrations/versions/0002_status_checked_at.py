@@ -6,24 +6,22 @@ Revises: 0001
 Create Date: 2026-11-26 05:24:33.838129
 
 """
-from alembic import op
-import sqlalchemy as sa
 
+import sqlalchemy as sa
+from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('status_checked_at', sa.DateTime(timezone=True), nullable=True))
-
+    with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status_checked_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
-        batch_op.drop_column('status_checked_at')
-
+    with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.drop_column("status_checked_at")

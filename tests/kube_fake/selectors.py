@@ -1,24 +1,45 @@
-"""Label and field selectors, as the fake apiserver (tests/kube_fake.py) parses and
+"""Label and field selectors, as the fake apiserver (tests/kube_fake/server.py) parses and
 matches them: ``labelSelector``/``fieldSelector`` query strings and LabelSelector objects."""
 
 from __future__ import annotations
 
 import re
 
-from .kube_fake_resources import ApiError, dig
+from .resources import ApiError, dig
 
 FIELD_LABELS = {  # field selectors each resource supports besides metadata.name/namespace
-    "events": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-               "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-               "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
-    "pods": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
-             "spec.serviceAccountName", "status.phase", "status.podIP", "status.nominatedNodeName"},
-    "secrets": {"type"}, "namespaces": {"status.phase"}, "replicasets": {"status.replicas"},
+    "events": {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
+    "pods": {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
+    "secrets": {"type"},
+    "namespaces": {"status.phase"},
+    "replicasets": {"status.replicas"},
 }
 
 # -- label selectors ---------------------------------------------------------------------------
-_REQUIREMENT = re.compile(r"^\s*(!)?\s*([A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
-                          r"(?:(==|=|!=)\s*([-A-Za-z0-9_.]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
+_REQUIREMENT = re.compile(
+    r"^\s*(!)?\s*([A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
+    r"(?:(==|=|!=)\s*([-A-Za-z0-9_.]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$"
+)
 
 
 def parse_label_selector(sel: str) -> list[tuple]:
@@ -42,9 +63,17 @@ def parse_label_selector(sel: str) -> list[tuple]:
 def match_labels(reqs: list[tuple], labels: dict) -> bool:
     for key, op, values in reqs:
         has = key in labels
-        if op in ("exists", "in") and not has or op == "!" and has \
-                or op == "in" and labels[key] not in values \
-                or op in ("!=", "notin") and has and labels[key] in values:
+        if (
+            op in ("exists", "in")
+            and not has
+            or op == "!"
+            and has
+            or op == "in"
+            and labels[key] not in values
+            or op in ("!=", "notin")
+            and has
+            and labels[key] in values
+        ):
             return False
     return True
 
@@ -55,9 +84,12 @@ def selector_matches(sel: dict, labels: dict) -> bool:
         return False
     for e in sel.get("matchExpressions") or []:
         key, vals = e.get("key"), e.get("values") or []
-        ok = {"In": key in labels and labels[key] in vals,
-              "NotIn": key not in labels or labels[key] not in vals,
-              "Exists": key in labels, "DoesNotExist": key not in labels}.get(e.get("operator"))
+        ok = {
+            "In": key in labels and labels[key] in vals,
+            "NotIn": key not in labels or labels[key] not in vals,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }.get(e.get("operator"))
         if not ok:
             return False
     return True

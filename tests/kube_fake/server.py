@@ -4,7 +4,7 @@ client through a kubeconfig, with fault injection a real apiserver can't do.
 It behaves like kube-apiserver 1.20 with a controller manager for what Dormouse uses
 (namespaces, deployments with their replicasets and pods, services, secrets, configmaps,
 events, and Traefik IngressRoutes/Middlewares under traefik.io and traefik.containo.us);
-the semantics live in tests/kube_fake_store.py and the kube_fake_* modules it uses. Use::
+the semantics live in store.py and the other modules of this package. Use::
 
     fake = FakeKubeAPI().start()
     api = fake.api_client()      # or new_client_from_config(config_file=fake.write_kubeconfig(p))
@@ -39,18 +39,31 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
-from .kube_fake_resources import CRD_FILE, RESOURCES, ApiError, Res
-from .kube_fake_store import Store
+from .resources import CRD_FILE, RESOURCES, ApiError, Res
+from .store import Store
 
-REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
-           422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
-           503: "ServiceUnavailable", 504: "Timeout"}
-MESSAGES = {429: "Too many requests, please try again later.",
-            500: "Internal error occurred: injected fault",
-            503: "the server is currently unable to handle the request",
-            504: "the server was unable to return a response in the time allotted, but may still "
-                 "be processing the request"}
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+MESSAGES = {
+    429: "Too many requests, please try again later.",
+    500: "Internal error occurred: injected fault",
+    503: "the server is currently unable to handle the request",
+    504: "the server was unable to return a response in the time allotted, but may still "
+    "be processing the request",
+}
 
 
 @dataclass
@@ -72,8 +85,11 @@ class Fault:
         self.pattern = re.compile(self.path_re)
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method.upper() == method) \
-            and bool(self.pattern.search(path)) and self.times != 0
+        return (
+            (self.method is None or self.method.upper() == method)
+            and bool(self.pattern.search(path))
+            and self.times != 0
+        )
 
 
 def route(path: str) -> tuple[Res, str | None, str | None, str | None] | None:
@@ -151,15 +167,18 @@ class _Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _fault_error(fault: Fault, path: str) -> ApiError:
         target = route(path)
-        details = {k: v for k, v in target[0].details(target[2] or "").items() if v} \
-            if target else {}
+        details = {k: v for k, v in target[0].details(target[2] or "").items() if v} if target else {}
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
             details["retryAfterSeconds"] = fault.retry_after
-        return ApiError(fault.status, fault.reason or REASONS.get(fault.status, "Unknown"),
-                        fault.message or MESSAGES.get(fault.status, f"injected {fault.status}"),
-                        details, headers)
+        return ApiError(
+            fault.status,
+            fault.reason or REASONS.get(fault.status, "Unknown"),
+            fault.message or MESSAGES.get(fault.status, f"injected {fault.status}"),
+            details,
+            headers,
+        )
 
     def _send(self, code: int, body, headers: dict) -> None:
         if isinstance(body, str):
@@ -185,8 +204,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("/healthz", "/readyz", "/livez"):
             return 200, "ok"
         if path == "/version":
-            return 200, {"major": "1", "minor": "20", "gitVersion": "v1.20.15-fake",
-                         "platform": "linux/amd64"}
+            return 200, {
+                "major": "1",
+                "minor": "20",
+                "gitVersion": "v1.20.15-fake",
+                "platform": "linux/amd64",
+            }
         target = route(path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
@@ -195,13 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         for unsupported in ("watch", "dryRun", "continue"):  # fail loudly, never diverge quietly
             if query.get(unsupported) not in (None, "", "false", "0"):
-                raise ApiError(400, "BadRequest", f"{unsupported} is not supported by the fake "
-                               "apiserver")
+                raise ApiError(400, "BadRequest", f"{unsupported} is not supported by the fake apiserver")
         if method in ("GET", "HEAD"):
             if name is None:
                 return 200, store.list(res, ns, query)
-            return 200, store.update(res, ns, name, None, "scale") if sub == "scale" \
-                else store.get(res, ns, name)
+            return 200, store.update(res, ns, name, None, "scale") if sub == "scale" else store.get(
+                res, ns, name
+            )
         body = None
         if method in ("POST", "PUT") or (method == "DELETE" and raw):
             body = self._json(raw)
@@ -211,15 +234,17 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "PUT" and name:
             return 200, store.update(res, ns, name, body, sub)
         if method == "PATCH" and name:
-            return 200, store.update(res, ns, name, None, sub,
-                                     patch=(self.headers.get("Content-Type", ""), raw))
+            return 200, store.update(
+                res, ns, name, None, sub, patch=(self.headers.get("Content-Type", ""), raw)
+            )
         if method == "DELETE" and name and not sub:
             opts: dict = {"propagationPolicy": query.get("propagationPolicy")}
             if "orphanDependents" in query:
                 opts["orphanDependents"] = query["orphanDependents"] == "true"
             return store.delete(res, ns, name, {**opts, **(body or {})})
-        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the "
-                       "requested resource", {})
+        raise ApiError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
+        )
 
     @staticmethod
     def _json(raw: bytes):
@@ -250,8 +275,7 @@ class _Server(ThreadingHTTPServer):
 class FakeKubeAPI:
     """The fake apiserver. ``requests`` holds every (method, path, query) received."""
 
-    def __init__(self, token: str | None = None, gc_delay: float = 0.0,
-                 crd_file: Path | None = CRD_FILE):
+    def __init__(self, token: str | None = None, gc_delay: float = 0.0, crd_file: Path | None = CRD_FILE):
         self.token = token or secrets.token_hex(16)
         self.store = Store(gc_delay=gc_delay, crd_file=crd_file)
         self.requests: list[tuple[str, str, dict]] = []
@@ -264,8 +288,9 @@ class FakeKubeAPI:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> FakeKubeAPI:
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="fake-kube-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-kube-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -301,13 +326,24 @@ class FakeKubeAPI:
 
     def write_kubeconfig(self, path, namespace: str = "default") -> Path:
         path = Path(path)
-        path.write_text(json.dumps({  # JSON is YAML
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": self.token}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake",
-                                                      "namespace": namespace}}],
-        }, indent=2))
+        path.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                    "users": [{"name": "fake", "user": {"token": self.token}}],
+                    "contexts": [
+                        {
+                            "name": "fake",
+                            "context": {"cluster": "fake", "user": "fake", "namespace": namespace},
+                        }
+                    ],
+                },
+                indent=2,
+            )
+        )
         return path
 
     def api_client(self, retries=False, **settings):
@@ -315,8 +351,9 @@ class FakeKubeAPI:
         urllib3's retries off so every fault reaches the caller as it happened."""
         from kubernetes import client
 
-        configuration = client.Configuration(host=self.url, api_key={"BearerToken": self.token},
-                                             api_key_prefix={"BearerToken": "Bearer"})
+        configuration = client.Configuration(
+            host=self.url, api_key={"BearerToken": self.token}, api_key_prefix={"BearerToken": "Bearer"}
+        )
         configuration.retries = retries
         configuration.proxy = None
         for k, v in settings.items():
@@ -341,14 +378,26 @@ class FakeKubeAPI:
 
     def count(self, method: str | None = None, path_contains: str | None = None) -> int:
         with self._lock:
-            return sum(1 for m, p, _ in self.requests if method in (None, m)
-                       and (path_contains is None or path_contains in p))
+            return sum(
+                1
+                for m, p, _ in self.requests
+                if method in (None, m) and (path_contains is None or path_contains in p)
+            )
 
     # -- faults ----------------------------------------------------------------------------
-    def inject(self, method: str | None = None, path_re: str = "", status: int | None = None,
-               times: int | None = 1, retry_after: int | None = None, delay: float = 0.0,
-               reset: bool = False, reason: str | None = None, message: str | None = None,
-               body: str | None = None) -> Fault:
+    def inject(
+        self,
+        method: str | None = None,
+        path_re: str = "",
+        status: int | None = None,
+        times: int | None = 1,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        reset: bool = False,
+        reason: str | None = None,
+        message: str | None = None,
+        body: str | None = None,
+    ) -> Fault:
         """The next ``times`` requests (None: all, until clear_faults) whose method matches
         and whose URL path matches ``path_re`` (re.search) get:
 
@@ -361,8 +410,7 @@ class FakeKubeAPI:
         """
         if not (status or reset or delay):
             raise ValueError("a fault needs status, reset or delay")
-        fault = Fault(method, path_re, times, status, retry_after, delay, reset, reason, message,
-                      body)
+        fault = Fault(method, path_re, times, status, retry_after, delay, reset, reason, message, body)
         with self._lock:
             self._faults.append(fault)
         return fault

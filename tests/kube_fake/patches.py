@@ -1,4 +1,4 @@
-"""The PATCH types of the fake apiserver (tests/kube_fake.py): strategic merge, JSON merge
+"""The PATCH types of the fake apiserver (tests/kube_fake/server.py): strategic merge, JSON merge
 (RFC 7386) and JSON patch (RFC 6902)."""
 
 from __future__ import annotations
@@ -6,13 +6,25 @@ from __future__ import annotations
 import copy
 import json
 
-from .kube_fake_resources import ApiError, Res
+from .resources import ApiError, Res
 
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-              "env": "name", "volumes": "name", "volumeMounts": "mountPath",
-              "volumeDevices": "devicePath", "conditions": "type", "containerStatuses": "name",
-              "initContainerStatuses": "name", "imagePullSecrets": "name", "ownerReferences": "uid",
-              "hostAliases": "ip", "readinessGates": "conditionType", "ports": None}
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "conditions": "type",
+    "containerStatuses": "name",
+    "initContainerStatuses": "name",
+    "imagePullSecrets": "name",
+    "ownerReferences": "uid",
+    "hostAliases": "ip",
+    "readinessGates": "conditionType",
+    "ports": None,
+}
 
 
 def strategic_merge(orig, patch):
@@ -35,8 +47,11 @@ def strategic_merge(orig, patch):
         elif isinstance(v, list) and isinstance(cur, list) and k == "finalizers":
             out[k] = cur + [x for x in v if x not in cur]
         elif isinstance(v, list) and isinstance(cur, list) and k in MERGE_KEYS:
-            key = MERGE_KEYS[k] or ("containerPort" if any(
-                isinstance(x, dict) and "containerPort" in x for x in cur + v) else "port")
+            key = MERGE_KEYS[k] or (
+                "containerPort"
+                if any(isinstance(x, dict) and "containerPort" in x for x in cur + v)
+                else "port"
+            )
             out[k] = _merge_list(cur, v, key)
         elif isinstance(v, dict):
             out[k] = strategic_merge(cur, v)
@@ -53,8 +68,7 @@ def _merge_list(cur: list, patch: list, key: str) -> list:
         if not isinstance(item, dict) or key not in item:
             out.append(copy.deepcopy(item))
             continue
-        at = next((i for i, x in enumerate(out)
-                   if isinstance(x, dict) and x.get(key) == item[key]), None)
+        at = next((i for i, x in enumerate(out) if isinstance(x, dict) and x.get(key) == item[key]), None)
         if item.get("$patch") == "delete":
             if at is not None:
                 out.pop(at)
@@ -125,28 +139,41 @@ def json_patch(doc, ops: list):
             else:
                 raise ValueError(f"Unexpected kind: {kind}")
         except (KeyError, IndexError, ValueError, TypeError) as e:
-            raise ApiError(422, "Invalid", f"the server rejected our request due to an error in "
-                           f"our request: {kind} operation does not apply: {e}") from None
+            raise ApiError(
+                422,
+                "Invalid",
+                f"the server rejected our request due to an error in "
+                f"our request: {kind} operation does not apply: {e}",
+            ) from None
     return doc
 
 
 def apply_patch(res: Res, old: dict, content_type: str, raw: bytes) -> dict:
     ctype = (content_type or "").split(";")[0].strip()
-    accepted = ["application/json-patch+json", "application/merge-patch+json",
-                *([] if res.custom else ["application/strategic-merge-patch+json"])]
+    accepted = [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        *([] if res.custom else ["application/strategic-merge-patch+json"]),
+    ]
     if ctype not in accepted:
-        raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown "
-                       f"format - accepted media types include: {', '.join(accepted)}")
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown "
+            f"format - accepted media types include: {', '.join(accepted)}",
+        )
     try:
         patch = json.loads(raw or b"null")
     except ValueError as e:
         raise ApiError(400, "BadRequest", f"error decoding patch: {e}") from None
     if ctype == "application/json-patch+json":
         if not isinstance(patch, list):
-            raise ApiError(400, "BadRequest", "json: cannot unmarshal object into Go value of "
-                           "type jsonpatch.Patch")
+            raise ApiError(
+                400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch"
+            )
         return json_patch(old, patch)
     if not isinstance(patch, dict):
-        raise ApiError(400, "BadRequest", "json: cannot unmarshal into Go value of type "
-                       "map[string]interface {}")
+        raise ApiError(
+            400, "BadRequest", "json: cannot unmarshal into Go value of type map[string]interface {}"
+        )
     return (merge_patch if ctype == "application/merge-patch+json" else strategic_merge)(old, patch)

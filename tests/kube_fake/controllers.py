@@ -1,4 +1,4 @@
-"""The controllers of the fake apiserver (tests/kube_fake.py): the garbage collector and
+"""The controllers of the fake apiserver (tests/kube_fake/server.py): the garbage collector and
 namespace controller, and the deployment and replicaset controllers. They run synchronously
 inside the request that triggers them (``Store.gc_delay`` defers collection)."""
 
@@ -8,7 +8,7 @@ import copy
 import json
 import zlib
 
-from .kube_fake_resources import ALNUM, R, Res, dig, is_ready, now
+from .resources import ALNUM, R, Res, dig, is_ready, now
 
 
 class Controllers:
@@ -63,9 +63,15 @@ class Controllers:
             self._write(res, obj)
             self._dirty = True
         waiting = [f for f in meta.get("finalizers") or [] if f in ("orphan", "foregroundDeletion")]
-        if meta.get("deletionTimestamp") and waiting and not any(
-                r.get("uid") == meta["uid"] for o in self.objs.values()
-                for r in o["metadata"].get("ownerReferences", [])):
+        if (
+            meta.get("deletionTimestamp")
+            and waiting
+            and not any(
+                r.get("uid") == meta["uid"]
+                for o in self.objs.values()
+                for r in o["metadata"].get("ownerReferences", [])
+            )
+        ):
             meta["finalizers"] = [f for f in meta["finalizers"] if f not in waiting]
             if not meta["finalizers"]:
                 self._remove(res, obj)
@@ -97,8 +103,12 @@ class Controllers:
     def _controller(self, obj: dict, kind: str) -> dict | None:
         for ref in obj["metadata"].get("ownerReferences", []):
             owner = self._by_uid(ref.get("uid", ""))
-            if ref.get("controller") and ref.get("kind") == kind and owner \
-                    and not owner["metadata"].get("deletionTimestamp"):
+            if (
+                ref.get("controller")
+                and ref.get("kind") == kind
+                and owner
+                and not owner["metadata"].get("deletionTimestamp")
+            ):
                 return owner
         return None
 
@@ -120,13 +130,20 @@ class Controllers:
         digest = str(zlib.crc32(json.dumps(template, sort_keys=True).encode()))
         pod_hash = "".join(ALNUM[ord(c) % len(ALNUM)] for c in digest)
         rss = self._owned(ns, "replicasets", meta["uid"])
-        new = next((rs for rs in rss
-                    if dig(rs, "metadata.labels.pod-template-hash") == pod_hash), None)
+        new = next((rs for rs in rss if dig(rs, "metadata.labels.pod-template-hash") == pod_hash), None)
         olds = [rs for rs in rss if rs is not new]
         recreate = dig(spec, "strategy.type") == "Recreate"
         if new is None:
-            revision = str(1 + max((int(dig(rs, "metadata.annotations", {}).get(
-                "deployment.kubernetes.io/revision", "0")) for rs in rss), default=0))
+            revision = str(
+                1
+                + max(
+                    (
+                        int(dig(rs, "metadata.annotations", {}).get("deployment.kubernetes.io/revision", "0"))
+                        for rs in rss
+                    ),
+                    default=0,
+                )
+            )
             if recreate:
                 for rs in olds:
                     self._scale_rs(rs, 0)
@@ -135,16 +152,35 @@ class Controllers:
             selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
             rs_template = copy.deepcopy(template)
             rs_template["metadata"]["labels"] = labels
-            annotations = {"deployment.kubernetes.io/desired-replicas": str(desired),
-                           "deployment.kubernetes.io/max-replicas": str(desired + 1),
-                           "deployment.kubernetes.io/revision": revision}
-            created = self.create(R["replicasets"], ns, {"metadata": {
-                "name": f"{meta['name']}-{pod_hash}", "labels": labels, "annotations": annotations,
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                     "name": meta["name"], "uid": meta["uid"], "controller": True,
-                                     "blockOwnerDeletion": True}]},
-                "spec": {"replicas": desired, "selector": selector, "template": rs_template}},
-                manager="kube-controller-manager", react=False)
+            annotations = {
+                "deployment.kubernetes.io/desired-replicas": str(desired),
+                "deployment.kubernetes.io/max-replicas": str(desired + 1),
+                "deployment.kubernetes.io/revision": revision,
+            }
+            created = self.create(
+                R["replicasets"],
+                ns,
+                {
+                    "metadata": {
+                        "name": f"{meta['name']}-{pod_hash}",
+                        "labels": labels,
+                        "annotations": annotations,
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "apps/v1",
+                                "kind": "Deployment",
+                                "name": meta["name"],
+                                "uid": meta["uid"],
+                                "controller": True,
+                                "blockOwnerDeletion": True,
+                            }
+                        ],
+                    },
+                    "spec": {"replicas": desired, "selector": selector, "template": rs_template},
+                },
+                manager="kube-controller-manager",
+                react=False,
+            )
             new = self._find(R["replicasets"], ns, created["metadata"]["name"])
             self._sync_replicaset(new, notify=False)
             meta.setdefault("annotations", {})["deployment.kubernetes.io/revision"] = revision
@@ -156,7 +192,7 @@ class Controllers:
             if recreate or ready >= desired:
                 self._scale_rs(rs, 0)
         history = [rs for rs in olds if not rs["spec"].get("replicas")]
-        for rs in history[:max(0, len(history) - spec.get("revisionHistoryLimit", 10))]:
+        for rs in history[: max(0, len(history) - spec.get("revisionHistoryLimit", 10))]:
             self._remove(R["replicasets"], rs, react=False)
         self._deployment_status(dep, new)
 
@@ -178,25 +214,47 @@ class Controllers:
             prev = next((c for c in old.get("conditions", []) if c["type"] == kind), {})
             same = prev.get("status") == status
             updated_at = prev["lastUpdateTime"] if same and prev["reason"] == reason else stamp
-            return {"type": kind, "status": status, "lastUpdateTime": updated_at,
-                    "lastTransitionTime": prev["lastTransitionTime"] if same else stamp,
-                    "reason": reason, "message": message}
+            return {
+                "type": kind,
+                "status": status,
+                "lastUpdateTime": updated_at,
+                "lastTransitionTime": prev["lastTransitionTime"] if same else stamp,
+                "reason": reason,
+                "message": message,
+            }
+
         available = ready >= desired - max_unavailable
         complete = updated == desired == len(pods) and ready >= desired
         rs_name = new["metadata"]["name"]
         wanted = sum(rs["spec"].get("replicas", 0) for rs in rss)
-        status = {"observedGeneration": dep["metadata"].get("generation", 1),
-                  "replicas": len(pods), "updatedReplicas": updated, "readyReplicas": ready,
-                  "availableReplicas": ready, "unavailableReplicas": max(wanted - ready, 0),
-                  "conditions": [
-                      condition("Available", str(available), *(
-                          ("MinimumReplicasAvailable", "Deployment has minimum availability.")
-                          if available else ("MinimumReplicasUnavailable",
-                                             "Deployment does not have minimum availability."))),
-                      condition("Progressing", "True", *(
-                          ("NewReplicaSetAvailable",
-                           f'ReplicaSet "{rs_name}" has successfully progressed.') if complete else
-                          ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')))]}
+        status = {
+            "observedGeneration": dep["metadata"].get("generation", 1),
+            "replicas": len(pods),
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": max(wanted - ready, 0),
+            "conditions": [
+                condition(
+                    "Available",
+                    str(available),
+                    *(
+                        ("MinimumReplicasAvailable", "Deployment has minimum availability.")
+                        if available
+                        else ("MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+                    ),
+                ),
+                condition(
+                    "Progressing",
+                    "True",
+                    *(
+                        ("NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.')
+                        if complete
+                        else ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+                    ),
+                ),
+            ],
+        }
         status = {k: v for k, v in status.items() if v}  # the real status omits zero counts
         if status != old:
             dep["status"] = status
@@ -210,16 +268,20 @@ class Controllers:
         return -(-share // 100) if round_up else share // 100
 
     def _active_pods(self, rs: dict) -> list[dict]:
-        return [p for p in self._owned(rs["metadata"]["namespace"], "pods", rs["metadata"]["uid"])
-                if dig(p, "status.phase") not in ("Succeeded", "Failed")
-                and not p["metadata"].get("deletionTimestamp")]
+        return [
+            p
+            for p in self._owned(rs["metadata"]["namespace"], "pods", rs["metadata"]["uid"])
+            if dig(p, "status.phase") not in ("Succeeded", "Failed")
+            and not p["metadata"].get("deletionTimestamp")
+        ]
 
     def _scale_rs(self, rs: dict, replicas: int) -> None:
         if rs["spec"].get("replicas") != replicas:
             rs["spec"]["replicas"] = replicas
             rs["metadata"]["generation"] = rs["metadata"].get("generation", 1) + 1
-            rs["metadata"].setdefault("annotations", {})[
-                "deployment.kubernetes.io/desired-replicas"] = str(replicas)
+            rs["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(
+                replicas
+            )
             self._write(R["replicasets"], rs)
         self._sync_replicaset(rs, notify=False)
 
@@ -229,21 +291,46 @@ class Controllers:
             return
         pods, template = self._active_pods(rs), rs["spec"]["template"]
         while len(pods) < want:
-            pods.append(self.create(R["pods"], meta["namespace"], {
-                "metadata": {"generateName": f"{meta['name']}-", **{
-                    k: copy.deepcopy(v) for k, v in template["metadata"].items()
-                    if k in ("labels", "annotations") and v},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                                         "name": meta["name"], "uid": meta["uid"],
-                                         "controller": True, "blockOwnerDeletion": True}]},
-                "spec": copy.deepcopy(template["spec"])}, manager="kube-controller-manager",
-                react=False))
-        for pod in sorted(pods, key=is_ready)[:max(0, len(pods) - want)]:
+            pods.append(
+                self.create(
+                    R["pods"],
+                    meta["namespace"],
+                    {
+                        "metadata": {
+                            "generateName": f"{meta['name']}-",
+                            **{
+                                k: copy.deepcopy(v)
+                                for k, v in template["metadata"].items()
+                                if k in ("labels", "annotations") and v
+                            },
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": "apps/v1",
+                                    "kind": "ReplicaSet",
+                                    "name": meta["name"],
+                                    "uid": meta["uid"],
+                                    "controller": True,
+                                    "blockOwnerDeletion": True,
+                                }
+                            ],
+                        },
+                        "spec": copy.deepcopy(template["spec"]),
+                    },
+                    manager="kube-controller-manager",
+                    react=False,
+                )
+            )
+        for pod in sorted(pods, key=is_ready)[: max(0, len(pods) - want)]:
             self._remove(R["pods"], self.objs[self.uids[pod["metadata"]["uid"]]], react=False)
         pods = self._active_pods(rs)
         ready = sum(is_ready(p) for p in pods)
-        status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": meta.get("generation", 1)}
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": meta.get("generation", 1),
+        }
         status = {k: v for k, v in status.items() if v}
         if status != rs.get("status"):
             rs["status"] = status

@@ -1,4 +1,4 @@
-"""Defaulting and admission in the fake apiserver (tests/kube_fake.py): the fields a
+"""Defaulting and admission in the fake apiserver (tests/kube_fake/server.py): the fields a
 kube-apiserver 1.20 fills in on create and update, and what its admission plugins add to
 new pods."""
 
@@ -8,7 +8,7 @@ import base64
 import binascii
 from typing import Protocol
 
-from .kube_fake_resources import ApiError, dig, rand5
+from .resources import ApiError, dig, rand5
 
 
 class Addresses(Protocol):
@@ -31,17 +31,26 @@ def _default_container(c: dict) -> None:
         port.setdefault("protocol", "TCP")
     for probe in (c.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")):
         if isinstance(probe, dict):
-            for k, v in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
-                         ("failureThreshold", 3)):
+            for k, v in (
+                ("timeoutSeconds", 1),
+                ("periodSeconds", 10),
+                ("successThreshold", 1),
+                ("failureThreshold", 3),
+            ):
                 probe.setdefault(k, v)
             if isinstance(probe.get("httpGet"), dict):
                 probe["httpGet"].setdefault("scheme", "HTTP")
 
 
 def _default_pod_spec(spec: dict) -> None:
-    for k, v in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
-                 ("dnsPolicy", "ClusterFirst"), ("securityContext", {}),
-                 ("schedulerName", "default-scheduler"), ("enableServiceLinks", True)):
+    for k, v in (
+        ("restartPolicy", "Always"),
+        ("terminationGracePeriodSeconds", 30),
+        ("dnsPolicy", "ClusterFirst"),
+        ("securityContext", {}),
+        ("schedulerName", "default-scheduler"),
+        ("enableServiceLinks", True),
+    ):
         spec.setdefault(k, v)
     for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         if isinstance(c, dict):
@@ -56,9 +65,11 @@ def _qos(spec: dict) -> str:
     resources = [c.get("resources") or {} for c in spec.get("containers") or []]
     if all(not r.get("requests") and not r.get("limits") for r in resources):
         return "BestEffort"
-    if all({"cpu", "memory"} <= set(r.get("limits") or {}) and
-           all((r.get("requests") or {}).get(k) == r["limits"][k] for k in ("cpu", "memory"))
-           for r in resources):
+    if all(
+        {"cpu", "memory"} <= set(r.get("limits") or {})
+        and all((r.get("requests") or {}).get(k) == r["limits"][k] for k in ("cpu", "memory"))
+        for r in resources
+    ):
         return "Guaranteed"
     return "Burstable"
 
@@ -70,24 +81,33 @@ def _admit_pod(pod: dict) -> None:
     if spec.get("automountServiceAccountToken") is not False:
         volume = f"{spec['serviceAccountName']}-token-{rand5()}"
         spec.setdefault("volumes", []).append(
-            {"name": volume, "secret": {"secretName": volume, "defaultMode": 420}})
+            {"name": volume, "secret": {"secretName": volume, "defaultMode": 420}}
+        )
         for c in spec.get("containers") or []:
             c.setdefault("volumeMounts", []).append(
-                {"name": volume, "readOnly": True,
-                 "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
+                {
+                    "name": volume,
+                    "readOnly": True,
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                }
+            )
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     tolerations = spec.setdefault("tolerations", [])
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(t.get("key") == key for t in tolerations):
-            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                "tolerationSeconds": 300})
+            tolerations.append(
+                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+            )
     pod["status"] = {"phase": "Pending", "qosClass": _qos(spec)}
 
 
 def default_object(plural: str, obj: dict, old: dict | None, store: Addresses) -> None:
-    spec = obj.setdefault("spec", {}) if plural in (
-        "pods", "services", "deployments", "replicasets", "namespaces") else None
+    spec = (
+        obj.setdefault("spec", {})
+        if plural in ("pods", "services", "deployments", "replicasets", "namespaces")
+        else None
+    )
     if plural in ("deployments", "replicasets"):
         spec.setdefault("replicas", 1)
         if plural == "deployments":
@@ -126,8 +146,9 @@ def default_object(plural: str, obj: dict, old: dict | None, store: Addresses) -
             if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
                 old_ports = dig(old or {}, "spec.ports", []) or []
                 store.ips += 1
-                port["nodePort"] = (old_ports[i].get("nodePort") if i < len(old_ports) else None) \
-                    or 30000 + store.ips % 2768
+                port["nodePort"] = (
+                    old_ports[i].get("nodePort") if i < len(old_ports) else None
+                ) or 30000 + store.ips % 2768
         if spec["type"] in ("NodePort", "LoadBalancer"):
             spec.setdefault("externalTrafficPolicy", "Cluster")
         obj.setdefault("status", {"loadBalancer": {}})

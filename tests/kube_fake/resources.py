@@ -1,4 +1,4 @@
-"""The fake apiserver's resource table (tests/kube_fake.py), the Status errors it answers
+"""The fake apiserver's resource table (tests/kube_fake/server.py), the Status errors it answers
 with, and small helpers on stored objects."""
 
 from __future__ import annotations
@@ -9,21 +9,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ALNUM = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
-CRD_FILE = Path(__file__).parent / "schemas" / "traefik-crds-v3.7.yml"
+CRD_FILE = Path(__file__).parent.parent / "schemas" / "traefik-crds-v3.7.yml"
 
 
 class ApiError(Exception):
     """Answered as a Status body (``status: Failure``) with HTTP ``code``."""
 
-    def __init__(self, code: int, reason: str, message: str, details: dict | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict | None = None, headers: dict | None = None
+    ):
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details, self.headers = details, headers or {}
 
     def body(self) -> dict:
-        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": self.message, "reason": self.reason}
+        status = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             status["details"] = self.details
         return {**status, "code": self.code}
@@ -55,26 +62,30 @@ class Res:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
     def details(self, name: str, **extra) -> dict:
-        return {"name": name, **({"group": self.group} if self.group else {}),
-                "kind": self.plural, **extra}
+        return {"name": name, **({"group": self.group} if self.group else {}), "kind": self.plural, **extra}
 
     def not_found(self, name: str) -> ApiError:
         return ApiError(404, "NotFound", f'{self.qualified} "{name}" not found', self.details(name))
 
 
-RESOURCES = {(r.group, r.version, r.plural): r for r in [
-    Res("", "v1", "namespaces", "Namespace", namespaced=False, status_sub=True, name_rule="label"),
-    Res("", "v1", "pods", "Pod", status_sub=True, returns_object=True),
-    Res("", "v1", "services", "Service", status_sub=True, name_rule="1035"),
-    Res("", "v1", "secrets", "Secret"),
-    Res("", "v1", "configmaps", "ConfigMap"),
-    Res("", "v1", "events", "Event"),
-    Res("apps", "v1", "deployments", "Deployment", status_sub=True, generation=True),
-    Res("apps", "v1", "replicasets", "ReplicaSet", status_sub=True, generation=True),
-    *[Res(g, "v1alpha1", p, k, custom=True, generation=True)
-      for g in ("traefik.io", "traefik.containo.us")
-      for p, k in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"))],
-]}
+RESOURCES = {
+    (r.group, r.version, r.plural): r
+    for r in [
+        Res("", "v1", "namespaces", "Namespace", namespaced=False, status_sub=True, name_rule="label"),
+        Res("", "v1", "pods", "Pod", status_sub=True, returns_object=True),
+        Res("", "v1", "services", "Service", status_sub=True, name_rule="1035"),
+        Res("", "v1", "secrets", "Secret"),
+        Res("", "v1", "configmaps", "ConfigMap"),
+        Res("", "v1", "events", "Event"),
+        Res("apps", "v1", "deployments", "Deployment", status_sub=True, generation=True),
+        Res("apps", "v1", "replicasets", "ReplicaSet", status_sub=True, generation=True),
+        *[
+            Res(g, "v1alpha1", p, k, custom=True, generation=True)
+            for g in ("traefik.io", "traefik.containo.us")
+            for p, k in (("ingressroutes", "IngressRoute"), ("middlewares", "Middleware"))
+        ],
+    ]
+}
 R = {r.plural: r for r in RESOURCES.values() if not r.custom}
 
 
@@ -95,5 +106,7 @@ def dig(obj, path: str, default=None):
 
 
 def is_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in dig(pod, "status.conditions", []) or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in dig(pod, "status.conditions", []) or []
+    )

@@ -1,7 +1,7 @@
-"""The object store behind tests/kube_fake.py: what a kube-apiserver 1.20 does with
-requests, minus the HTTP. Its rules live in kube_fake_defaults, kube_fake_validation,
-kube_fake_selectors and kube_fake_patches (pure functions), its controllers and garbage
-collector in kube_fake_controllers. Store methods take ``Store.lock``."""
+"""The object store behind tests/kube_fake/server.py: what a kube-apiserver 1.20 does with
+requests, minus the HTTP. Its rules live in defaults, validation,
+selectors and patches (pure functions), its controllers and garbage
+collector in controllers. Store methods take ``Store.lock``."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import threading
 import uuid
 from pathlib import Path
 
-from .kube_fake_controllers import Controllers
-from .kube_fake_defaults import default_object
-from .kube_fake_patches import apply_patch
-from .kube_fake_resources import CRD_FILE, RESOURCES, ApiError, R, Res, dig, now, rand5
-from .kube_fake_selectors import (
+from .controllers import Controllers
+from .defaults import default_object
+from .patches import apply_patch
+from .resources import CRD_FILE, RESOURCES, ApiError, R, Res, dig, now, rand5
+from .selectors import (
     match_fields,
     match_labels,
     parse_field_selector,
     parse_label_selector,
 )
-from .kube_fake_validation import load_crd_schemas, prune, validate_object
+from .validation import load_crd_schemas, prune, validate_object
 
 
 class Store(Controllers):
@@ -63,8 +63,13 @@ class Store(Controllers):
         return next(r for r in RESOURCES.values() if r.group == group and r.kind == obj["kind"])
 
     def _owned(self, ns: str, plural: str, uid: str) -> list[dict]:
-        return [o for (_, p, n, _), o in sorted(self.objs.items()) if p == plural and n == ns
-                and any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))]
+        return [
+            o
+            for (_, p, n, _), o in sorted(self.objs.items())
+            if p == plural
+            and n == ns
+            and any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))
+        ]
 
     def _later(self, fn) -> None:
         if self.gc_delay <= 0:
@@ -73,6 +78,7 @@ class Store(Controllers):
         def run():
             with self.lock:
                 fn()
+
         timer = threading.Timer(self.gc_delay, run)
         timer.daemon = True
         self.timers.append(timer)
@@ -87,8 +93,11 @@ class Store(Controllers):
     def objects(self, plural: str, namespace: str | None = None) -> list[dict]:
         """Stored objects of a resource ("pods", "ingressroutes.traefik.io", ...), for tests."""
         with self.lock:
-            return [copy.deepcopy(o) for (g, p, n, _), o in sorted(self.objs.items())
-                    if plural in (p, f"{p}.{g}") and namespace in (None, n)]
+            return [
+                copy.deepcopy(o)
+                for (g, p, n, _), o in sorted(self.objs.items())
+                if plural in (p, f"{p}.{g}") and namespace in (None, n)
+            ]
 
     # -- the REST verbs --------------------------------------------------------------------
     def get(self, res: Res, ns: str | None, name: str) -> dict:
@@ -101,19 +110,25 @@ class Store(Controllers):
             fields = parse_field_selector(query.get("fieldSelector", ""), res.plural)
             items = []
             for (g, p, n, _), o in sorted(self.objs.items()):
-                if (g, p) == (res.group, res.plural) and (not ns or n == ns) \
-                        and match_labels(labels, o["metadata"].get("labels") or {}) \
-                        and match_fields(fields, o):
+                if (
+                    (g, p) == (res.group, res.plural)
+                    and (not ns or n == ns)
+                    and match_labels(labels, o["metadata"].get("labels") or {})
+                    and match_fields(fields, o)
+                ):
                     item = copy.deepcopy(o)
                     if not res.custom:  # items of built-in lists carry no kind/apiVersion
                         del item["kind"], item["apiVersion"]
                     items.append(item)
             meta = {"resourceVersion": str(self.rv), **({"continue": ""} if res.custom else {})}
-            return {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta,
-                    "items": items}
+            return {
+                "kind": f"{res.kind}List",
+                "apiVersion": res.api_version,
+                "metadata": meta,
+                "items": items,
+            }
 
-    def create(self, res: Res, ns: str | None, body, manager: str = "fake",
-               react: bool = True) -> dict:
+    def create(self, res: Res, ns: str | None, body, manager: str = "fake", react: bool = True) -> dict:
         with self.lock:
             obj = self._decode(res, ns, body)
             meta = obj["metadata"]
@@ -121,10 +136,18 @@ class Store(Controllers):
                 meta["name"] = meta["generateName"] + rand5()
             if meta.get("resourceVersion"):
                 msg = "resourceVersion should not be set on objects to be created"
-                raise ApiError(500, "InternalError", f"Internal error occurred: {msg}",
-                               {"causes": [{"message": msg}]})
-            for k in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink",
-                      "managedFields", "creationTimestamp", "generation"):
+                raise ApiError(
+                    500, "InternalError", f"Internal error occurred: {msg}", {"causes": [{"message": msg}]}
+                )
+            for k in (
+                "uid",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "managedFields",
+                "creationTimestamp",
+                "generation",
+            ):
                 meta.pop(k, None)
             if res.status_sub and not res.custom:
                 obj.pop("status", None)
@@ -134,19 +157,34 @@ class Store(Controllers):
             if ns and nsobj is None:
                 raise R["namespaces"].not_found(ns)
             if nsobj and nsobj["metadata"].get("deletionTimestamp"):
-                raise ApiError(403, "Forbidden", f'{res.qualified} "{meta["name"]}" is forbidden: '
-                               f"unable to create new content in namespace {ns} because it is "
-                               "being terminated", res.details(meta["name"]))
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'{res.qualified} "{meta["name"]}" is forbidden: '
+                    f"unable to create new content in namespace {ns} because it is "
+                    "being terminated",
+                    res.details(meta["name"]),
+                )
             if self.key(res, ns, meta["name"]) in self.objs:
-                raise ApiError(409, "AlreadyExists", f'{res.qualified} "{meta["name"]}" already '
-                               "exists", res.details(meta["name"]))
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'{res.qualified} "{meta["name"]}" already exists',
+                    res.details(meta["name"]),
+                )
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
             if res.generation:
                 meta["generation"] = 1
-            meta["managedFields"] = [{"manager": manager, "operation": "Update",
-                                      "apiVersion": res.api_version,
-                                      "time": meta["creationTimestamp"],
-                                      "fieldsType": "FieldsV1", "fieldsV1": {}}]
+            meta["managedFields"] = [
+                {
+                    "manager": manager,
+                    "operation": "Update",
+                    "apiVersion": res.api_version,
+                    "time": meta["creationTimestamp"],
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {},
+                }
+            ]
             created = copy.deepcopy(self._write(res, obj))
             if react:
                 self._react(res, obj)
@@ -165,24 +203,41 @@ class Store(Controllers):
         obj = copy.deepcopy(body)
         for field, want in (("apiVersion", res.api_version), ("kind", res.kind)):
             if obj.setdefault(field, want) != want:
-                raise ApiError(400, "BadRequest", f"the {field} of the provided object "
-                               f"({obj[field]}) does not match the expected {want}")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"the {field} of the provided object ({obj[field]}) does not match the expected {want}",
+                )
         meta = obj.setdefault("metadata", {})
         if res.namespaced and meta.setdefault("namespace", ns) != ns:
-            raise ApiError(400, "BadRequest", "the namespace of the provided object does not match "
-                           "the namespace sent on the request")
+            raise ApiError(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
         if not res.namespaced:
             meta.pop("namespace", None)
         for field in ("labels", "annotations"):
             if any(not isinstance(v, str) for v in (meta.get(field) or {}).values()):
-                raise ApiError(400, "BadRequest", "json: cannot unmarshal non-string into Go "
-                               f"struct field ObjectMeta.metadata.{field} of type string")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "json: cannot unmarshal non-string into Go "
+                    f"struct field ObjectMeta.metadata.{field} of type string",
+                )
         if res.custom and (res.group, res.plural) in self.schemas:
             obj = prune(obj, self.schemas[(res.group, res.plural)][0], root=True)
         return obj
 
-    def update(self, res: Res, ns: str | None, name: str, body, sub: str | None = None,
-               patch: tuple[str, bytes] | None = None) -> dict:
+    def update(
+        self,
+        res: Res,
+        ns: str | None,
+        name: str,
+        body,
+        sub: str | None = None,
+        patch: tuple[str, bytes] | None = None,
+    ) -> dict:
         """PUT (``body``) or PATCH (``patch`` = (content type, raw body)) of an object or of
         its ``status``/``scale`` subresource; answers the object as written."""
         with self.lock:
@@ -194,18 +249,39 @@ class Store(Controllers):
             new = self._decode(res, ns, body)
             meta, old_meta = new["metadata"], old["metadata"]
             if meta.get("name", name) != name:
-                raise ApiError(400, "BadRequest", f"the name of the object ({meta['name']}) does "
-                               f"not match the name on the URL ({name})")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"the name of the object ({meta['name']}) does not match the name on the URL ({name})",
+                )
             if meta.get("resourceVersion") not in (None, "", old_meta["resourceVersion"]):
-                raise ApiError(409, "Conflict", f"Operation cannot be fulfilled on {res.qualified} "
-                               f'"{name}": the object has been modified; please apply your changes '
-                               "to the latest version and try again", res.details(name))
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on {res.qualified} "
+                    f'"{name}": the object has been modified; please apply your changes '
+                    "to the latest version and try again",
+                    res.details(name),
+                )
             if res.custom and not patch and not meta.get("resourceVersion"):
-                raise ApiError(422, "Invalid", f'{res.qualified_kind} "{name}" is invalid: metadata'
-                               ".resourceVersion: Invalid value: 0x0: must be specified for an "
-                               "update", {**res.details(name), "kind": res.kind})
-            for k in ("name", "uid", "creationTimestamp", "generation", "managedFields",
-                      "deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f'{res.qualified_kind} "{name}" is invalid: metadata'
+                    ".resourceVersion: Invalid value: 0x0: must be specified for an "
+                    "update",
+                    {**res.details(name), "kind": res.kind},
+                )
+            for k in (
+                "name",
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "managedFields",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "resourceVersion",
+            ):
                 meta.pop(k, None)
                 if k in old_meta:
                     meta[k] = copy.deepcopy(old_meta[k])
@@ -236,12 +312,20 @@ class Store(Controllers):
         m = obj["metadata"]
         if res.plural not in ("deployments", "replicasets"):
             raise res.not_found(m["name"])
-        scale = {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                 "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                "creationTimestamp")},
-                 "spec": {"replicas": obj["spec"].get("replicas", 1)},
-                 "status": {"replicas": dig(obj, "status.replicas", 0), "selector": ",".join(
-                     f"{k}={v}" for k, v in sorted(dig(obj, "spec.selector.matchLabels").items()))}}
+        scale = {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            },
+            "spec": {"replicas": obj["spec"].get("replicas", 1)},
+            "status": {
+                "replicas": dig(obj, "status.replicas", 0),
+                "selector": ",".join(
+                    f"{k}={v}" for k, v in sorted(dig(obj, "spec.selector.matchLabels").items())
+                ),
+            },
+        }
         body = apply_patch(res, scale, *patch) if patch else body
         if body is None:
             return scale
@@ -257,19 +341,30 @@ class Store(Controllers):
             for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
                 want = (opts.get("preconditions") or {}).get(field)
                 if want and want != meta[field]:
-                    raise ApiError(409, "Conflict", (
-                        f'Operation cannot be fulfilled on {res.qualified} "{name}": Precondition '
-                        f"failed: {label} in precondition: {want}, {label} in object meta: "
-                        f"{meta[field]}"), res.details(name))
+                    raise ApiError(
+                        409,
+                        "Conflict",
+                        (
+                            f'Operation cannot be fulfilled on {res.qualified} "{name}": Precondition '
+                            f"failed: {label} in precondition: {want}, {label} in object meta: "
+                            f"{meta[field]}"
+                        ),
+                        res.details(name),
+                    )
             policy = opts.get("propagationPolicy")
             if policy is None and opts.get("orphanDependents") is not None:
                 policy = "Orphan" if opts["orphanDependents"] else "Background"
             if policy not in (None, "Orphan", "Background", "Foreground"):
-                raise ApiError(422, "Invalid", (
-                    'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported '
-                    f'value: "{policy}": supported values: "Foreground", "Background", "Orphan", '
-                    '"nil"'),
-                    {"kind": "DeleteOptions"})
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    (
+                        'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported '
+                        f'value: "{policy}": supported values: "Foreground", "Background", "Orphan", '
+                        '"nil"'
+                    ),
+                    {"kind": "DeleteOptions"},
+                )
             if meta.get("deletionTimestamp"):  # already on its way out
                 return 200, copy.deepcopy(obj)
             finalizers = list(meta.get("finalizers") or [])
@@ -288,8 +383,13 @@ class Store(Controllers):
             self._later(self.collect)
             if res.returns_object:
                 return 200, gone
-            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                         "details": res.details(name, uid=meta["uid"])}
+            return 200, {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": res.details(name, uid=meta["uid"]),
+            }
 
     def _remove(self, res: Res, obj: dict, react: bool = True) -> dict:
         meta = obj["metadata"]
