@@ -10,121 +10,36 @@ new method on one) without a row here fails ``test_the_matrix_covers_every_route
 Every POST without the CSRF token (or with another session's token) is
 refused with 400 and changes nothing; with the token it works.
 
-The backend is the scripted FakeBackend, so no process starts. Each request
-runs in its own app context: the shared ``app`` fixture keeps one context
-open for the whole test, so every request would share ``flask.g``, where
-Flask-Login caches the current user and Flask-WTF the CSRF token - a second
-client would then be served as the first one's user, which hides exactly the
-bugs this file looks for.
+The backend is the scripted FakeBackend, so no process starts. The site
+(tests/sites.py) opens a short app context only for the test's own database
+work, so each request runs in its own, as in a real server. The Host header
+and ``?next=`` are in tests/test_hosts_and_redirects.py.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app import lifecycle
-from app.backends.local import LocalBackend
 from app.extensions import db
-from app.models import Deployment, User, VizApp, utcnow
-from tests.factories import EXAMPLES, CSRFClient, build_app, login, make_app, make_settings, make_user
-from tests.fakes import FakeBackend
+from app.models import User, VizApp
+from tests.factories import CSRFClient
+from tests.sites import HX, JSON, PASSWORD, USERNAMES, Site, make_site, session_user, to_login, who
 
-HX = {"HX-Request": "true"}
-JSON = {"Accept": "application/json"}
 VIEWERS = ("anonymous", "other", "owner", "admin")
-USERNAMES = {"other": "bob", "owner": "alice", "admin": "root"}
-PASSWORD = "correct-horse"
 APPS = {"public": "wave", "private": "secret"}
 EXPIRED = "session has expired"  # the CSRF refusal's message
 NOTHING_HERE = {"error": "There is nothing here.", "status": 404}
-WHO = re.compile(r'<span class="who">([^<\s]+)')
-
-
-# --------------------------------------------------------------------- the site
-@dataclass
-class Site:
-    app: Flask
-    backend: FakeBackend
-
-    def client(self, viewer: str = "anonymous") -> CSRFClient:
-        client: CSRFClient = self.app.test_client()  # type: ignore[assignment]
-        if viewer != "anonymous":
-            response = login(client, USERNAMES[viewer], PASSWORD)
-            assert response.status_code == 302, response.get_data(as_text=True)
-            assert who(client) == USERNAMES[viewer]
-        return client
-
-    @contextmanager
-    def ctx(self) -> Iterator[None]:
-        """A short app context for the test's own database reads and writes."""
-        with self.app.app_context():
-            try:
-                yield
-            finally:
-                db.session.remove()
-
-    def viz_app(self, title: str) -> VizApp:
-        return db.session.scalar(select(VizApp).where(VizApp.title == title))
-
-    def deployments(self, title: str) -> list[Deployment]:
-        with self.ctx():
-            rows = db.session.scalars(
-                select(Deployment).join(VizApp).where(VizApp.title == title).order_by(Deployment.id)
-            ).all()
-            for row in rows:
-                db.session.expunge(row)
-            return list(rows)
-
-    def ensure_deployment(self, title: str) -> str:
-        """A live deployment of ``title`` (made here, not through a view); its public name."""
-        with self.ctx():
-            return lifecycle.ensure_deployment(self.viz_app(title)).public_name
-
-    def app_titles(self) -> set[str]:
-        with self.ctx():
-            return set(db.session.scalars(select(VizApp.title)))
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    app = build_app(make_settings(tmp_path))
-    app.test_client_class = CSRFClient
-    backend = FakeBackend()
-    app.extensions["dormouse.backend"] = backend
-    try:
-        with app.app_context():
-            alice = make_user("alice", PASSWORD)
-            make_user("bob", PASSWORD)
-            make_user("root", PASSWORD, admin=True)
-            make_app(alice, "wave", description="A public wave.")
-            make_app(alice, "secret", description="A private plot.", is_public=False)
-            db.session.remove()
-        yield Site(app, backend)
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-def who(client: CSRFClient) -> str | None:
-    """The user the site shows as logged in for this client, or None."""
-    match = WHO.search(client.get("/").get_data(as_text=True))
-    return match.group(1) if match else None
-
-
-def session_user(client: CSRFClient) -> str | None:
-    with client.session_transaction() as session:
-        return session.get("_user_id")
+    with make_site(tmp_path) as made:
+        yield made
 
 
 def visible(viewer: str, visibility: str) -> bool:
@@ -237,12 +152,6 @@ NEW_APP = {
     "memory": "256Mi",
     "is_public": "y",
 }
-
-
-def to_login(response, next_path: str) -> None:
-    assert response.status_code == 302, response.status_code
-    location = urlsplit(response.headers["Location"])
-    assert location.path == "/login" and parse_qs(location.query)["next"] == [next_path]
 
 
 def check_gallery(site: Site, client: CSRFClient, viewer: str) -> None:
@@ -440,144 +349,3 @@ def test_the_matrix_covers_every_route(site: Site) -> None:
     assert app_scoped == set(APP_CHECKS)
     # and every POST through the CSRF cases
     assert {r for r in found if r[1] == "POST"} == set(CSRF_CASES)
-
-
-# ------------------------------------------------------------------------ Host
-PORT, PATH = 8123, "/alice/wave/default-abc234/"
-
-
-@pytest.fixture
-def running_local(site: Site, tmp_path: Path) -> Site:
-    """The public app with a running deployment, served by the real LocalBackend's
-    url() from a stored ref (no process: a running row never asks the backend)."""
-    site.app.extensions["dormouse.backend"] = LocalBackend(EXAMPLES, tmp_path / "run")
-    ref = json.dumps(
-        {
-            "v": 1,
-            "name": "alice-wave-default-abc234",
-            "fw": "dash",
-            "pid": 999999,
-            "start": 1,
-            "port": PORT,
-            "path": PATH,
-        }
-    )
-    with site.ctx():
-        now = utcnow()
-        db.session.add(
-            Deployment(
-                app=site.viz_app("wave"),
-                name="default",
-                public_name="default-abc234",
-                status="running",
-                backend="local",
-                backend_ref=ref,
-                created_at=now,
-                ready_at=now,
-            )
-        )
-        db.session.commit()
-    return site
-
-
-@pytest.mark.parametrize(
-    "host, expected",
-    [
-        ("example.org:8000", "example.org"),
-        ("example.org", "example.org"),
-        ("127.0.0.1:5000", "127.0.0.1"),
-        ("[::1]:8000", "[::1]"),
-    ],
-)
-def test_status_url_uses_the_visitors_host(running_local: Site, host: str, expected: str) -> None:
-    client = running_local.client()
-    data = client.get("/alice/wave/viz/status", headers={**JSON, "Host": host}).get_json()
-    assert data["status"] == "running" and data["url"] == f"http://{expected}:{PORT}{PATH}"
-
-
-# Host values Werkzeug passes on (allowed characters) that are no host name:
-# LocalBackend.url refuses them, and the status endpoint answers 400.
-BAD_HOSTS = ["-evil.org", "evil-.org", ".evil.org", "a..b", "..", "evil..org:80", "a" * 300]
-
-
-@pytest.mark.parametrize("host", BAD_HOSTS)
-def test_a_bad_host_on_status_is_400(running_local: Site, host: str) -> None:
-    client = running_local.client()
-    response = client.get("/alice/wave/viz/status", headers={**JSON, "Host": host})
-    assert response.status_code == 400, response.get_data(as_text=True)
-    assert response.get_json() == {"error": "The request could not be understood.", "status": 400}
-    partial = client.get("/alice/wave/viz/status", headers={**HX, "Host": host})
-    assert partial.status_code == 400 and 'id="viz-status"' in partial.get_data(as_text=True)
-
-
-# Host values with characters no host has: Werkzeug reads them as an empty
-# host, and every route answers 400 before any view runs (app/security.py);
-# the garbage is never reflected.
-GARBAGE_HOSTS = ["evil host", "exa mple.org:80", 'x"onload=1', "evil.com/x", "a_b.org", "[::1", "<script>"]
-
-
-@pytest.mark.parametrize("host", GARBAGE_HOSTS)
-def test_a_garbage_host_is_400_everywhere_and_never_reflected(running_local: Site, host: str) -> None:
-    client = running_local.client()
-    for path in ("/", "/alice/wave/viz/status", "/login", "/healthz"):
-        for headers in (JSON, HX):
-            response = client.get(path, headers={**headers, "Host": host})
-            assert response.status_code == 400, (path, response.status_code)
-            body = response.get_data(as_text=True)
-            assert host not in body and host.replace('"', "&#34;") not in body
-
-
-# ------------------------------------------------------------------------ login
-@pytest.mark.parametrize("username, password", [("alice", "wrong-horse"), ("nobody", PASSWORD)])
-def test_a_failed_login_is_400_with_a_message_and_no_session(
-    site: Site, username: str, password: str
-) -> None:
-    client = site.client()
-    response = client.post("/login", data={"username": username, "password": password})
-    assert response.status_code == 400
-    # the same words for an unknown user and a wrong password
-    assert "Wrong username or password." in response.get_data(as_text=True)
-    assert session_user(client) is None and who(client) is None
-    to_login(client.get("/publish"), "/publish")
-
-
-def browser_host(location: str) -> str:
-    """The host a browser on http://dormouse.test/login goes to for this
-    Location (WHATWG URL parsing: surrounding C0 controls and spaces trimmed,
-    tabs and newlines removed, a backslash is a slash in http(s) URLs)."""
-    cleaned = re.sub(r"[\t\n\r]", "", location.strip("".join(map(chr, range(0x21)))))
-    return urlsplit(urljoin("http://dormouse.test/login", cleaned.replace("\\", "/"))).netloc
-
-
-@pytest.mark.parametrize(
-    "target, expected",
-    [
-        ("/publish", "/publish"),
-        ("/alice/wave/?tab=1", "/alice/wave/?tab=1"),
-        ("//evil.com", "/"),
-        ("///evil.com", "/"),
-        ("https://evil.com", "/"),
-        ("http:evil.com", "/"),
-        ("javascript:alert(1)", "/"),
-        ("\\\\evil.com", "/"),
-        ("/\t/evil.com", "/"),
-        ("/\\evil.com", "/"),  # a browser reads "\\" as "/"
-        ("/\\/evil.com", "/"),
-        ("evil.com", "/"),
-    ],
-)
-def test_next_goes_only_to_same_site_paths(site: Site, target: str, expected: str | None) -> None:
-    client = site.client()
-    response = client.post(
-        "/login", query_string={"next": target}, data={"username": "alice", "password": PASSWORD}
-    )
-    assert response.status_code == 302
-    location = response.headers["Location"]
-    assert browser_host(location) == "dormouse.test", location
-    if expected is not None:
-        assert location == expected
-    # a visitor who is already logged in is sent on by the same rule
-    again = client.get("/login", query_string={"next": target})
-    assert again.status_code == 302 and browser_host(again.headers["Location"]) == "dormouse.test"
-    if expected is not None:
-        assert again.headers["Location"] == expected

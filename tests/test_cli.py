@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app import lifecycle
@@ -86,13 +87,16 @@ def test_sweep_and_deployments_list(runner, app, fake_backend, alice):
     assert runner.invoke(args=["sweep"]).output.strip() == "Nothing to stop."
 
 
-def test_sweep_refuses_while_the_lease_is_held(runner, app, fake_backend):
+@pytest.mark.parametrize("command", ["sweep", "reconcile"])
+def test_sweep_and_reconcile_refuse_while_the_lease_is_held(runner, app, fake_backend, command):
     from app.leases import acquire as acquire_lease
     from app.sweep import SWEEP_LEASE
 
+    fake_backend.extra = {"bob-ghost-default-abc": "fake:ghost"}  # an orphan to stop
     assert acquire_lease(SWEEP_LEASE, "someone-else", ttl=60)
-    result = runner.invoke(args=["sweep"])
+    result = runner.invoke(args=[command])
     assert result.exit_code == 1 and "lease is held" in result.output
+    assert fake_backend.calls["list"] == 0 and fake_backend.stopped == []
 
 
 def test_reconcile_command(runner, app, fake_backend):
