@@ -27,69 +27,19 @@ server drops them); error messages are close to, not byte-for-byte, the real one
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
+from .faults import Fault
 from .resources import CRD_FILE, RESOURCES, ApiError, Res
 from .store import Store
-
-REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    409: "Conflict",
-    410: "Expired",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
-MESSAGES = {
-    429: "Too many requests, please try again later.",
-    500: "Internal error occurred: injected fault",
-    503: "the server is currently unable to handle the request",
-    504: "the server was unable to return a response in the time allotted, but may still "
-    "be processing the request",
-}
-
-
-@dataclass
-class Fault:
-    method: str | None
-    path_re: str
-    times: int | None  # None: until clear_faults()
-    status: int | None = None
-    retry_after: int | None = None
-    delay: float = 0.0
-    reset: bool = False
-    reason: str | None = None
-    message: str | None = None
-    body: str | None = None
-    hits: int = 0
-    pattern: re.Pattern = field(init=False, repr=False)
-
-    def __post_init__(self):
-        self.pattern = re.compile(self.path_re)
-
-    def matches(self, method: str, path: str) -> bool:
-        return (
-            (self.method is None or self.method.upper() == method)
-            and bool(self.pattern.search(path))
-            and self.times != 0
-        )
 
 
 def route(path: str) -> tuple[Res, str | None, str | None, str | None] | None:
@@ -145,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             if fault and fault.status:
-                raise self._fault_error(fault, url.path)
+                raise fault.error(route(url.path))
             if self.headers.get("Authorization") != f"Bearer {fake.token}":
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             try:
@@ -163,22 +113,6 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.delay and not fault.status:
             time.sleep(fault.delay)  # handled already: only the answer is late
         self._send(code, body, headers)
-
-    @staticmethod
-    def _fault_error(fault: Fault, path: str) -> ApiError:
-        target = route(path)
-        details = {k: v for k, v in target[0].details(target[2] or "").items() if v} if target else {}
-        headers = {}
-        if fault.retry_after is not None:
-            headers["Retry-After"] = str(fault.retry_after)
-            details["retryAfterSeconds"] = fault.retry_after
-        return ApiError(
-            fault.status,
-            fault.reason or REASONS.get(fault.status, "Unknown"),
-            fault.message or MESSAGES.get(fault.status, f"injected {fault.status}"),
-            details,
-            headers,
-        )
 
     def _send(self, code: int, body, headers: dict) -> None:
         if isinstance(body, str):
