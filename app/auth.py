@@ -4,11 +4,12 @@ login view and ``flask users create``."""
 from __future__ import annotations
 
 from flask import Flask
+from flask_login import AnonymousUserMixin
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db, login_manager
-from .models import User
+from .models import User, VizApp
 from .slugs import slug_error
 
 MIN_PASSWORD = 8
@@ -30,6 +31,12 @@ def _load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id))
     except (TypeError, ValueError):
         return None
+
+
+def may_manage(user: User | AnonymousUserMixin, app: VizApp) -> bool:
+    """The app's owner and admins: they may see a private app, its crash
+    details and logs (``user`` is Flask-Login's current user, maybe anonymous)."""
+    return isinstance(user, User) and (user.is_admin or user.id == app.owner_id)
 
 
 def create_user(username: str, password: str, *, is_admin: bool = False) -> User:

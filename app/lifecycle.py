@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from . import idle, slugs
+from . import app_environment, idle, slugs
 from .backends.base import AppSpec, Backend, BackendError
 from .config import Settings
 from .extensions import db
@@ -172,8 +172,19 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
 
 
 def _launch(dep: Deployment, now: datetime) -> None:
+    spec = spec_for(dep)
+    reserved = app_environment.refused(spec.env)
+    if reserved:  # saved before the rule existed: never hand them to a backend
+        log.warning("deployment %s: refused reserved environment %s", dep.public_name, reserved)
+        fail(
+            dep,
+            f"This app sets reserved environment variables ({', '.join(reserved)}); "
+            "its owner must remove them before it can start.",
+            now,
+        )
+        return
     try:
-        ref = backend().create(spec_for(dep))
+        ref = backend().create(spec)
     except BackendError as exc:
         log.warning("deployment %s: could not start: %s", dep.public_name, exc)
         fail(dep, str(exc), now)

@@ -16,13 +16,14 @@ from typing import ClassVar
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from . import app_environment
 from .backends import frameworks
 from .config import Settings
 from .extensions import db
 from .models import User, VizApp
 from .slugs import slug_error
 
-# Python names (a Dash callable) and environment variable names alike.
+# Python names (a Dash callable).
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CPU_RE = re.compile(r"^(?:(\d{1,6})m|(\d{1,3})(?:\.(\d{1,3}))?)$")
 MEMORY_RE = re.compile(r"^(\d{1,7})(Mi|Gi)$")
@@ -124,8 +125,10 @@ def parse_env(text: str) -> tuple[dict[str, str], str | None]:
         name = name.strip()
         if not sep:
             return {}, f"Line {number}: write KEY=VALUE."
-        if not IDENTIFIER_RE.match(name):
-            return {}, f"Line {number}: {name!r} is not a valid variable name."
+        if (why := app_environment.refusal(name)) is not None:
+            return {}, f"Line {number}: {why}; choose another name."
+        if "\0" in value:
+            return {}, f"Line {number}: the value of {name} holds a NUL character."
         if name in env:
             return {}, f"Line {number}: {name} is set twice."
         env[name] = value.strip()

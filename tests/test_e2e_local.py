@@ -22,7 +22,7 @@ from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests.appchecks import check_bokeh_app, check_dash_callback
-from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -131,8 +131,9 @@ def test_whole_lifecycle(real_app, framework, title):
     assert stopped.get_json()["status"] == "stopped"
 
 
-def test_a_crashing_app_shows_its_error(broken_app):
+def test_a_crashing_app_shows_its_error_to_its_owner(broken_app):
     client = broken_app.test_client()
+    login(client)
     client.post("/alice/broken/viz/start", headers=HX)
     data = wait_running(client, "/alice/broken")
     assert data["status"] == "failed"

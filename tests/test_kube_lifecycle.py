@@ -17,7 +17,7 @@ from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
 from tests import kubelet
-from tests.factories import CSRFClient, build_app, make_app, make_settings, make_spec, make_user
+from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_spec, make_user
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -156,6 +156,7 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
 def test_failures_are_fast_and_plain(kube_app, kube_tier, monkeypatch, how, expected):
     make_app(make_user("alice"), "wave", image=IMAGE)
     client = kube_app.test_client()
+    login(client)  # the owner: crash details are for the owner and admins
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
     dep = start(client)
     name, pod = pod_of(kube_tier, dep)

@@ -91,6 +91,23 @@ def local_url(ref: str) -> str:
 
 
 # ----------------------------------------------------------------- the demos
+def assert_isolated(ref: str) -> None:
+    """The app's server runs on an isolated Python (-I), with nothing of
+    Dormouse's in its environment."""
+    pgid = json.loads(ref)["pid"]
+    servers = []
+    for pid in group_members(pgid):
+        if pid == pgid:
+            continue  # the watchdog
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        servers.append(pid)
+        assert argv[1:4] == [b"-I", b"-u", b"-B"], argv
+        names = {entry.split(b"=", 1)[0] for entry in environ if entry}
+        assert not names & {b"SECRET_KEY", b"DATABASE_URL", b"PYTHONPATH", b"DORMOUSE_SUPERVISOR_PID"}, names
+    assert servers, "no app process found"
+
+
 def test_dash_demo_starts_runs_and_calls_back(tracker: Tracker) -> None:
     backend = tracker.backend()
     ref = tracker.create(backend, spec("dash", "dash-wave/app.py", callable="server"))
@@ -104,6 +121,7 @@ def test_dash_demo_starts_runs_and_calls_back(tracker: Tracker) -> None:
     assert requests.get(url, timeout=10).status_code == 200
     check_dash_callback(url)
     assert backend.status(ref).state == "running"
+    assert_isolated(ref)
 
 
 def test_bokeh_demo_runs_with_autoload_and_websocket(tracker: Tracker) -> None:
@@ -120,6 +138,7 @@ def test_bokeh_demo_runs_with_autoload_and_websocket(tracker: Tracker) -> None:
     check_bokeh_app(app_url, origin=f"http://viz.example.org:{port}")
     check_bokeh_origin_refused(app_url, origin=f"http://evil.example.com:{port}")
     check_bokeh_origin_refused(app_url, origin="http://127.0.0.1:1")
+    assert_isolated(ref)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def test_dash_is_gunicorn_with_the_callable_and_no_shell():
     run = launch(
         s, locate_source(EXAMPLES, s.source), python="/py", bind_host="127.0.0.1", port=8123, stop_grace=5
     )
-    assert run.argv[:3] == ["/py", "-m", "gunicorn"]
+    assert run.argv[:6] == ["/py", "-I", "-u", "-B", "-m", "gunicorn"]  # isolated Python
     assert run.argv[-1] == "app:server" and "127.0.0.1:8123" in run.argv
     assert run.cwd == EXAMPLES / "dash-wave" and run.app_path == PREFIX
 
@@ -54,7 +54,8 @@ def test_bokeh_directory_app_with_prefix_and_websocket_origins():
         port=8124,
     )
     argv = run.argv
-    assert argv[1:4] == ["-m", "bokeh", "serve"] and argv[4] == str(EXAMPLES / "bokeh-sliders")
+    assert argv[1:7] == ["-I", "-u", "-B", "-m", "bokeh", "serve"]  # isolated Python
+    assert argv[7] == str(EXAMPLES / "bokeh-sliders")
     assert argv[argv.index("--prefix") + 1] == PREFIX
     origins = [argv[i + 1] for i, a in enumerate(argv) if a == "--allow-websocket-origin"]
     assert origins == ["127.0.0.1:8124", "localhost:8124", "viz.example.org:8124"]
@@ -84,3 +85,9 @@ def test_bad_callables_and_sources_are_refused(tmp_path):
 )
 def test_split_host(host, expected):
     assert split_host(host) == expected
+
+
+def test_a_reserved_app_variable_never_reaches_a_child_environment():
+    s = spec("dash", "dash-wave/app.py", env={"COLOR": "red", "BASH_ENV": "$(id > /tmp/x)"})
+    with pytest.raises(BackendError, match="BASH_ENV"):
+        child_env(s, {"PATH": "/bin"})

@@ -110,6 +110,7 @@ def test_status_json(client, wave, fake_backend, eager_reads):
 
 
 def test_failed_start_shows_reason_and_retry(client, wave, fake_backend, eager_reads):
+    login(client)  # the owner sees why; see the next test for everyone else
     client.post("/alice/wave/viz/start", headers=HX)
     fake_backend.set(
         fake_backend.only_ref(), "failed", reason="Traceback ...\nZeroDivisionError: division by zero"
@@ -128,12 +129,14 @@ def test_failed_start_shows_reason_and_retry(client, wave, fake_backend, eager_r
 
 
 def test_backend_refusal_is_shown_not_an_endless_start(client, wave, fake_backend):
+    login(client)
     fake_backend.fail_create = "No free port between 8100 and 8100."
     html = client.post("/alice/wave/viz/start", headers=HX).get_data(as_text=True)
     assert 'data-status="failed"' in html and "No free port" in html
 
 
 def test_reason_text_is_escaped(client, wave, fake_backend, eager_reads):
+    login(client)
     client.post("/alice/wave/viz/start", headers=HX)
     fake_backend.set(fake_backend.only_ref(), "failed", reason="<script>alert(1)</script>")
     html = client.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
@@ -288,3 +291,23 @@ def test_each_client_is_its_own_visitor(app, alice):
     assert stranger.get("/alice/secret/").status_code == 404
     assert "secret" not in stranger.get("/").get_data(as_text=True)
     assert owner.get("/alice/secret/").status_code == 200
+
+
+def test_only_the_owner_and_admins_see_why_an_app_failed(app, wave, fake_backend, eager_reads):
+    make_user("bob")
+    make_user("root", admin=True)
+    viewers = {name: app.test_client() for name in ("anonymous", "bob", "alice", "root")}
+    for name, viewer in viewers.items():
+        if name != "anonymous":
+            login(viewer, name)
+    viewers["anonymous"].post("/alice/wave/viz/start", headers=HX)
+    fake_backend.set(fake_backend.only_ref(), "failed", reason="Traceback ...\nKeyError: 'DB_PASSWORD'")
+    for name, viewer in viewers.items():
+        data = viewer.get("/alice/wave/viz/status", headers=JSON).get_json()
+        html = viewer.get("/alice/wave/viz/status", headers=HX).get_data(as_text=True)
+        assert data["status"] == "failed" and "could not start" in html
+        if name in ("alice", "root"):
+            assert "DB_PASSWORD" in data["reason"] and "DB_PASSWORD" in html, name
+        else:
+            assert "DB_PASSWORD" not in data["reason"] and "DB_PASSWORD" not in html, name
+            assert "Its owner can see why" in data["reason"] and "Its owner can see why" in html

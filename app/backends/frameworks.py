@@ -67,6 +67,13 @@ class LocalHost:
     named: bool  # False: listening everywhere with no public host, origins are a guess
     stop_grace: float
 
+    @property
+    def interpreter(self) -> list[str]:
+        """The app's Python, isolated (``-I``: no ``PYTHON*`` variables, no user
+        site-packages, nothing implicit on ``sys.path``), with unbuffered output
+        (``-u``) and no ``.pyc`` files written beside the app (``-B``)."""
+        return [self.python, "-I", "-u", "-B"]
+
 
 LocalLauncher = Callable[[AppSpec, Path, LocalHost], Launch]
 # (spec, source in the image, checked prefix, checked viz host) -> container args
@@ -138,7 +145,7 @@ def dash_launch(spec: AppSpec, target: Path, host: LocalHost) -> Launch:
     if not attr.isidentifier():
         raise BackendError(f"The WSGI callable must be a module-level name such as 'server', not {attr!r}.")
     argv = [
-        host.python, "-m", "gunicorn", "--bind", host.bind,
+        *host.interpreter, "-m", "gunicorn", "--bind", host.bind,
         "--workers", "1", "--threads", "4", "--chdir", str(target.parent),
         "--graceful-timeout", str(max(1, math.ceil(host.stop_grace))), "--no-control-socket",
         f"{module}:{attr}",
@@ -198,7 +205,7 @@ def bokeh_launch(spec: AppSpec, target: Path, host: LocalHost) -> Launch:
             spec.deployment_name,
         )
     argv = [
-        host.python, "-m", "bokeh", "serve", str(target), "--address", host.bind_host,
+        *host.interpreter, "-m", "bokeh", "serve", str(target), "--address", host.bind_host,
         "--port", str(host.port), "--prefix", spec.prefix, "--num-procs", "1",
     ]  # fmt: skip
     for origin in host.origins:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from app import app_environment
 from app.backends import frameworks
 from app.backends.base import AppSpec, BackendError
 from app.backends.frameworks import Launch, LocalHost
@@ -111,8 +112,10 @@ def child_env(spec: AppSpec, parent: dict[str, str]) -> dict[str, str]:
     """An allowlist of the server's environment, then the app's own, then the
     framework's prefix variables; Dormouse's secrets are never passed on."""
     fw = frameworks.get(spec.framework)
+    reserved = app_environment.refused(spec.env)
+    if reserved:  # the lifecycle refuses these first; this backend runs on Dormouse's host
+        raise BackendError(f"Reserved environment variables: {', '.join(reserved)}.")
     env = {k: v for k, v in parent.items() if k in ENV_KEEP or k.startswith("LC_")}
-    env.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.update(spec.env)
     env.update(fw.prefix_env(spec.prefix))
     for name in fw.env_drop:

@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import or_, select, text
 
 from .. import lifecycle
+from ..auth import may_manage
 from ..extensions import db
 from ..models import User, VizApp
 
@@ -19,10 +20,8 @@ def visible_app(owner: str, title: str) -> VizApp:
     app = db.session.scalar(select(VizApp).join(User).where(User.username == owner, VizApp.title == title))
     if app is None:
         abort(404)
-    if not app.is_public:
-        user = current_user
-        if not (user.is_authenticated and (user.is_admin or user.id == app.owner_id)):
-            abort(404)
+    if not app.is_public and not may_manage(current_user, app):
+        abort(404)
     return app
 
 

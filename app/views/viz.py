@@ -13,8 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, current_app, jsonify, make_response, render_template, request
+from flask_login import current_user
 
 from .. import lifecycle
+from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
 from .gallery import visible_app
@@ -22,6 +24,7 @@ from .gallery import visible_app
 bp = Blueprint("viz", __name__, url_prefix="/<owner>/<title>/viz")
 
 STOP_POLLING = 286  # htmx: stop polling this element
+NOT_STARTED = "The app could not start. Its owner can see why on this page."
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -51,9 +54,12 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
             url = lifecycle.backend().url(dep.backend_ref, request.host)
         except BackendError:  # a Host header that cannot be a host name
             abort(400)
+    reason = dep.status_reason or ""
+    if dep.status == "failed" and not may_manage(current_user, dep.app):
+        reason = NOT_STARTED  # the app's output is for its owner and admins only
     return {
         "status": dep.status,
-        "reason": dep.status_reason or "",
+        "reason": reason,
         "stop_reason": dep.stop_reason,
         "phase": dep.phase or "",
         "url": url,
