@@ -3,7 +3,8 @@
 #
 #   docker build -t dormouse .
 #   docker run -p 8000:8000 -p 8100-8199:8100-8199 -v dormouse-data:/data \
-#       -e SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') dormouse
+#       -e SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') \
+#       -e JWT_KEYS=k1:$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))') dormouse
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

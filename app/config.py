@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,23 +68,26 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def _secret_key(env: dict[str, str], instance: Path, production: bool) -> str:
-    key = env.get("SECRET_KEY", "").strip()
-    if key:
-        return key
+def _instance_secret(
+    env: dict[str, str], name: str, instance: Path, production: bool, make: Callable[[], str]
+) -> str:
+    """The secret in environment variable ``name``; on a laptop, made once by
+    ``make`` and kept in ``instance/<name lower-cased>`` (mode 0600), so it
+    survives restarts and every gunicorn worker reads the same one."""
+    value = env.get(name, "").strip()
+    if value:
+        return value
     if production:
         raise ConfigError(
-            "SECRET_KEY must be set when DORMOUSE_ENV=production (every worker and replica must share it)"
+            f"{name} must be set when DORMOUSE_ENV=production (every worker and replica must share it)"
         )
-    # A laptop: make one once and keep it under instance/, so sessions survive
-    # restarts and every gunicorn worker reads the same key.
-    path = instance / "secret_key"
+    path = instance / name.lower()
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     instance.mkdir(parents=True, exist_ok=True)
-    candidate = secrets.token_urlsafe(48)
+    candidate = make()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another worker won the race
@@ -91,6 +95,31 @@ def _secret_key(env: dict[str, str], instance: Path, production: bool) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(candidate)
     return candidate
+
+
+KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
+MIN_KEY_BYTES = 32
+
+
+def parse_jwt_keys(raw: str) -> tuple[tuple[str, str], ...]:
+    """``JWT_KEYS``: ``kid:secret`` pairs separated by spaces or commas; the
+    first signs new tokens, every one verifies (so keys rotate without
+    logging anyone out: add the new key first, drop the old one later)."""
+    keys: list[tuple[str, str]] = []
+    for item in raw.replace(",", " ").split():
+        kid, sep, secret = item.partition(":")
+        if not sep or not KEY_ID_RE.match(kid):
+            raise ConfigError(
+                f"JWT_KEYS: write KEY_ID:SECRET pairs (key ids of letters, digits, - or _), not {kid!r}"
+            )
+        if len(secret.encode()) < MIN_KEY_BYTES:
+            raise ConfigError(f"JWT_KEYS: the secret of key {kid!r} must be at least {MIN_KEY_BYTES} bytes")
+        if any(kid == known for known, _ in keys):
+            raise ConfigError(f"JWT_KEYS: key id {kid!r} appears twice")
+        keys.append((kid, secret))
+    if not keys:
+        raise ConfigError("JWT_KEYS holds no key")
+    return tuple(keys)
 
 
 TRAEFIK_APIS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
@@ -184,6 +213,9 @@ class Settings:
     instance_path: Path
     database_url: str
     secret_key: str
+    jwt_keys: tuple[tuple[str, str], ...]  # (key id, secret); the first signs
+    viz_token_ttl: float  # seconds an app's one-time entry token is valid
+    viz_session_ttl: float  # seconds the app cookie it is exchanged for is valid
     backend: str
     apps_dir: Path
     idle_load_timeout: float
@@ -229,7 +261,20 @@ class Settings:
             env_name=env_name,
             instance_path=instance,
             database_url=database_url,
-            secret_key=_secret_key(env, instance, env_name == "production"),
+            secret_key=_instance_secret(
+                env, "SECRET_KEY", instance, env_name == "production", lambda: secrets.token_urlsafe(48)
+            ),
+            jwt_keys=parse_jwt_keys(
+                _instance_secret(
+                    env,
+                    "JWT_KEYS",
+                    instance,
+                    env_name == "production",
+                    lambda: f"k{secrets.token_hex(4)}:{secrets.token_urlsafe(48)}",
+                )
+            ),
+            viz_token_ttl=env_float(env, "VIZ_TOKEN_TTL", 60.0, minimum=5.0),
+            viz_session_ttl=env_float(env, "VIZ_SESSION_TTL", 12 * 3600.0, minimum=60.0),
             backend=backend,
             apps_dir=Path(_get(env, "APPS_DIR", str(REPO_ROOT / "examples"))).resolve(),
             idle_load_timeout=env_float(env, "IDLE_LOAD_TIMEOUT", 1800.0, minimum=1.0),

@@ -91,6 +91,16 @@ def live_deployments(app_ids: list[int], name: str = "default") -> dict[int, Dep
     return {dep.app_id: dep for dep in rows}
 
 
+def is_live(public_name: str) -> bool:
+    """Whether the deployment with this public name is starting or running."""
+    found = db.session.scalar(
+        select(Deployment.id).where(
+            Deployment.public_name == public_name, Deployment.status.in_(LIVE_STATUSES)
+        )
+    )
+    return found is not None
+
+
 def deployment_by_public_name(app: VizApp, public_name: str) -> Deployment | None:
     return db.session.scalar(
         select(Deployment).where(Deployment.app_id == app.id, Deployment.public_name == public_name)

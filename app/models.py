@@ -203,3 +203,14 @@ class SchedulerLease(db.Model):
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UsedToken(db.Model):
+    """The id (``jti``) of an app entry token that has been exchanged, kept
+    until the token expires, so a copied or replayed entry URL is refused in
+    every worker and replica. The sweep removes expired rows."""
+
+    __tablename__ = "used_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

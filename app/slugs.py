@@ -128,6 +128,17 @@ def url_prefix(owner: str, title: str, public: str) -> str:
     return f"/{owner}/{title}/{public}/"
 
 
+def prefix_of(path: str) -> tuple[str, str] | None:
+    """``(prefix, public_name)`` of the deployment a request path lies under
+    (``/alice/sliders/default-x7k2p9/_dash-layout`` -> ``/alice/sliders/default-x7k2p9/``,
+    ``default-x7k2p9``), or None when the path names no deployment."""
+    parts = path.split("/", 4)
+    if len(parts) < 5 or parts[0]:
+        return None
+    prefix = "/".join(parts[:4]) + "/"
+    return (prefix, parts[3]) if is_prefix(prefix) else None
+
+
 def deployment_name(owner: str, title: str, public: str) -> str:
     """The name backends know a deployment by: ``alice-sliders-default-x7k2p9``."""
     return f"{owner}-{title}-{public}"

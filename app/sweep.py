@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from . import idle, leases
+from . import idle, leases, tokens
 from .extensions import db
 from .lifecycle import backend, fail, limits, refresh, settings, stop
 from .models import LIVE_STATUSES, Deployment, utcnow
@@ -74,7 +74,8 @@ def under_lease(run: Callable[[], SweepReport]) -> SweepReport:
 
 def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
     """One pass: reconcile with the backend (so a lost app is reported as gone,
-    not idle), then fail deployments that never started and stop idle ones."""
+    not idle), then fail deployments that never started and stop idle ones;
+    last, forget the entry tokens that have expired."""
     now = now or utcnow()
     lim = lim or limits()
     report = reconcile(now=now)
@@ -100,6 +101,12 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
             report.errors += 1
             db.session.rollback()
             log.exception("sweep: deployment id %s failed; going on", dep_id)
+    try:
+        tokens.forget_expired(now)
+    except Exception:
+        report.errors += 1
+        db.session.rollback()
+        log.exception("sweep: forgetting expired entry tokens failed")
     return report
 
 

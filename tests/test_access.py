@@ -173,6 +173,14 @@ def check_healthz(site: Site, client: CSRFClient, viewer: str) -> None:
     assert response.status_code == 200 and response.get_json()["database"] == "ok"
 
 
+def check_gate(site: Site, client: CSRFClient, viewer: str) -> None:
+    """The front door's forwardAuth check: being logged in to Dormouse opens
+    no app; only a token does (tests/test_gate.py)."""
+    public_name = site.ensure_deployment("wave")
+    response = client.get("/_auth/viz", headers={"X-Forwarded-Uri": f"/alice/wave/{public_name}/"})
+    assert response.status_code == 401
+
+
 def check_login_page(site: Site, client: CSRFClient, viewer: str) -> None:
     response = client.get("/login")
     if viewer == "anonymous":
@@ -221,6 +229,7 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("gallery.index", "GET"): check_gallery,
     ("gallery.robots", "GET"): check_robots,
     ("gallery.healthz", "GET"): check_healthz,
+    ("gate.check", "GET"): check_gate,
     ("auth.login", "GET"): check_login_page,
     ("auth.login", "POST"): check_login_post,
     ("auth.logout", "POST"): check_logout,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, Settings, listen_address, normalise_database_url
+from app.config import ConfigError, Settings, listen_address, normalise_database_url, parse_jwt_keys
 
 
 def env(tmp_path, **values):
@@ -28,11 +28,41 @@ def test_secret_key_is_generated_once_and_kept(tmp_path):
     assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
-def test_production_requires_a_secret_key(tmp_path):
+KEYS = "k2:" + "b" * 40 + " k1:" + "a" * 40
+
+
+def test_production_requires_a_secret_key_and_jwt_keys(tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
-        Settings.from_env(env(tmp_path, DORMOUSE_ENV="production"))
-    s = Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50))
+        Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", JWT_KEYS=KEYS))
+    with pytest.raises(ConfigError, match="JWT_KEYS must be set"):
+        Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50))
+    s = Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50, JWT_KEYS=KEYS))
     assert s.to_flask()["SESSION_COOKIE_SECURE"] is True
+    assert s.jwt_keys == (("k2", "b" * 40), ("k1", "a" * 40))  # the first signs
+    assert not (tmp_path / "inst" / "jwt_keys").exists()  # nothing written in production
+
+
+def test_jwt_keys_are_generated_once_apart_from_the_secret_key(tmp_path):
+    first = Settings.from_env(env(tmp_path))
+    assert first.jwt_keys == Settings.from_env(env(tmp_path)).jwt_keys
+    ((kid, secret),) = first.jwt_keys
+    assert secret != first.secret_key and len(secret) >= 32
+    assert (tmp_path / "inst" / "jwt_keys").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("", "holds no key"),
+        ("nokid", "KEY_ID:SECRET"),
+        ("bad kid:" + "a" * 40, "KEY_ID:SECRET"),
+        ("k1:short", "at least 32 bytes"),
+        ("k1:" + "a" * 40 + ",k1:" + "b" * 40, "appears twice"),
+    ],
+)
+def test_bad_jwt_keys_fail_clearly(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_jwt_keys(raw)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from flask import Flask
 def register_blueprints(app: Flask) -> None:
     from .accounts import bp as accounts_bp
     from .gallery import bp as gallery_bp
+    from .gate import bp as gate_bp
     from .publish import bp as publish_bp
     from .viz import bp as viz_bp
 
@@ -13,3 +14,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(publish_bp)
     app.register_blueprint(gallery_bp)
     app.register_blueprint(viz_bp)
+    app.register_blueprint(gate_bp)

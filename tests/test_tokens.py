@@ -1,0 +1,108 @@
+"""App access tokens: issued, verified, refused, rotated, used once."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from app import tokens
+from app.extensions import db
+from app.models import UsedToken, utcnow
+
+KEYS = (("k2", "b" * 40), ("k1", "a" * 40))
+PUBLIC = "default-abc234"
+
+
+def entry(keys=KEYS, public_name=PUBLIC, ttl=60.0, **kw) -> str:
+    return tokens.issue(keys, public_name=public_name, subject="user:7", kind=tokens.ENTRY, ttl=ttl, **kw)
+
+
+def test_a_token_carries_the_claims_and_names_its_key():
+    token = entry()
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "kid": "k2", "typ": "JWT"}
+    claims = tokens.verify(KEYS, token, public_name=PUBLIC, kind=tokens.ENTRY)
+    assert claims.deployment == PUBLIC and claims.subject == "user:7" and claims.kind == "entry"
+    raw = jwt.decode(token, options={"verify_signature": False})
+    assert set(raw) == {"iss", "aud", "sub", "iat", "exp", "jti", "kind"}
+    assert raw["aud"] == "viz:default-abc234" and raw["iss"] == "dormouse" and raw["exp"] - raw["iat"] == 60
+    assert entry() != token  # a fresh jti each time
+
+
+def test_keys_rotate_the_old_key_still_verifies_until_dropped():
+    old = entry(keys=(("k1", "a" * 40),))
+    assert tokens.verify(KEYS, old, public_name=PUBLIC, kind=tokens.ENTRY).subject == "user:7"
+    with pytest.raises(tokens.TokenError, match="unknown key id"):
+        tokens.verify((("k2", "b" * 40),), old, public_name=PUBLIC, kind=tokens.ENTRY)
+
+
+def _forge(header: dict, payload: dict, signature: bytes = b"") -> str:
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return ".".join((part(json.dumps(header).encode()), part(json.dumps(payload).encode()), part(signature)))
+
+
+def session() -> str:
+    return tokens.issue(KEYS, public_name=PUBLIC, subject="x", kind=tokens.SESSION, ttl=60)
+
+
+def _signed(claims: dict) -> str:
+    """Claims of our choosing, signed with the real key (an insider's mistake)."""
+    return jwt.encode(claims, "b" * 40, headers={"kid": "k2"})
+
+
+def _claims_of(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda: entry(public_name="default-other1"), "InvalidAudience"),
+        (
+            lambda: tokens.issue(KEYS, public_name=PUBLIC, subject="x", kind=tokens.SESSION, ttl=60),
+            "a 'session' token where",
+        ),
+        (lambda: entry(now=utcnow() - timedelta(seconds=120)), "ExpiredSignature"),
+        (lambda: entry()[:-4] + "AAAA", "InvalidSignature"),
+        (lambda: _forge({"alg": "none", "kid": "k2"}, _claims_of(entry())), "algorithm 'none'"),
+        (lambda: _forge({"alg": "HS512", "kid": "k2"}, _claims_of(entry())), "algorithm 'HS512'"),
+        (
+            lambda: jwt.encode({**_claims_of(entry()), "iss": "evil"}, "b" * 40, headers={"kid": "k2"}),
+            "Issuer",
+        ),
+        (
+            lambda: jwt.encode({"aud": "viz:" + PUBLIC, "kind": "entry"}, "b" * 40, headers={"kid": "k2"}),
+            "Missing",
+        ),
+        (lambda: entry(keys=(("k2", "c" * 40),)), "InvalidSignature"),
+        (lambda: "not-a-token", "malformed"),
+    ],
+)
+def test_what_is_refused(make, why):
+    with pytest.raises(tokens.TokenError, match=why):
+        tokens.verify(KEYS, make(), public_name=PUBLIC, kind=tokens.ENTRY)
+
+
+def test_an_entry_token_is_consumed_once_and_forgotten_after_it_expires(any_app):
+    claims = tokens.verify(KEYS, entry(ttl=30), public_name=PUBLIC, kind=tokens.ENTRY)
+    assert tokens.consume(claims)
+    assert not tokens.consume(claims)  # a replay, in this worker or any other
+    assert tokens.forget_expired(utcnow()) == 0  # not expired yet: kept
+    assert tokens.forget_expired(utcnow() + timedelta(seconds=60)) == 1
+    assert db.session.get(UsedToken, claims.jti) is None
+
+
+def test_subject_names_the_viewer():
+    class Viewer:
+        is_authenticated, id = True, 42
+
+    class Anonymous:
+        is_authenticated, id = False, None
+
+    assert tokens.subject_for(Viewer()) == "user:42"
+    assert tokens.subject_for(Anonymous()) == "anonymous"
