@@ -70,6 +70,9 @@ URL_HOST_RE = re.compile(
 # /<owner>/<title>/<public_name>/: three lowercase segments, nothing that could
 # end a Traefik rule, a command-line option or a URL path early.
 PREFIX_RE = re.compile(r"^/[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+/\Z")
+# A "." or ".." path segment, plain or percent-encoded, or an encoded slash or
+# backslash: a request path holding one is not trusted to name a deployment.
+_DOT_SEGMENT_RE = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|\Z)|%2f|%5c|\\", re.IGNORECASE)
 # A deployment name as the local backend's file names in its run directory.
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
@@ -132,6 +135,8 @@ def prefix_of(path: str) -> tuple[str, str] | None:
     """``(prefix, public_name)`` of the deployment a request path lies under
     (``/alice/sliders/default-x7k2p9/_dash-layout`` -> ``/alice/sliders/default-x7k2p9/``,
     ``default-x7k2p9``), or None when the path names no deployment."""
+    if _DOT_SEGMENT_RE.search(path):
+        return None  # "." or "..", plain or percent-encoded: a proxy may resolve them elsewhere
     parts = path.split("/", 4)
     if len(parts) < 5 or parts[0]:
         return None

@@ -123,3 +123,11 @@ def test_a_stopped_deployment_takes_no_new_viewers(app, client, live):
 @pytest.mark.parametrize("uri", ["", "/", "/alice/wave/", "/static/x.js", "/alice/wave/viz/", "/A/B/C/"])
 def test_paths_that_name_no_deployment_are_refused(client, live, uri):
     assert ask(client, uri).status_code == 401
+
+
+@pytest.mark.parametrize("tail", ["../../other/default-x/", "%2e%2e/x", "./x", "a%2Fb", "a\\b"])
+def test_a_valid_cookie_opens_no_path_that_could_resolve_elsewhere(app, client, live, tail):
+    first = ask(client, f"{live.prefix}?{TOKEN_PARAM}={entry_for(app, live.public_name)}")
+    value, _ = session_cookie(first)
+    assert ask(client, live.prefix + "x", cookie=value).status_code == 200  # control
+    assert ask(client, live.prefix + tail, cookie=value).status_code == 401

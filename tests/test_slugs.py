@@ -118,3 +118,25 @@ def test_shortened_object_names_stay_unique():
     assert slugs.object_name("alice-b", "x", "default-aaaaaa") != slugs.object_name(
         "alice", "b-x", "default-bbbbbb"
     )
+
+
+@pytest.mark.parametrize(
+    "path, found",
+    [
+        ("/alice/wave/default-abc234/", ("/alice/wave/default-abc234/", "default-abc234")),
+        ("/alice/wave/default-abc234/_dash-layout", ("/alice/wave/default-abc234/", "default-abc234")),
+        ("/alice/wave/default-abc234/x..y/a.js", ("/alice/wave/default-abc234/", "default-abc234")),
+        ("/alice/wave/default-abc234", None),  # no trailing slash: not under the prefix
+        ("/alice/wave/", None),
+        ("", None),
+        ("alice/wave/default-abc234/", None),
+        ("/Alice/wave/default-abc234/", None),
+        ("/alice/wave/default-abc234/../../bob/x/", None),
+        ("/alice/wave/default-abc234/%2E%2e/x", None),
+        ("/alice/wave/default-abc234/./x", None),
+        ("/alice/wave/default-abc234/a%2fb", None),
+        ("/alice/wave/default-abc234/a\\b", None),
+    ],
+)
+def test_prefix_of_a_request_path(path, found):
+    assert slugs.prefix_of(path) == found
