@@ -13,7 +13,8 @@ import shlex
 from typing import Any
 
 from ..config import KubeSettings
-from ..slugs import is_hostname, is_prefix
+from ..slugs import is_prefix
+from ..traefik_config import route_rule
 from . import frameworks
 from .base import AppSpec
 from .kube_names import labels_for, selector_labels
@@ -171,16 +172,6 @@ def make_service(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
     }
-
-
-def route_rule(viz_host: str, prefix: str) -> str:
-    """Traefik's match rule. Both parts are validated first: backticks,
-    spaces or parentheses can never reach the rule."""
-    if not is_hostname(viz_host):
-        raise ValueError(f"unsafe host {viz_host!r}")
-    if not is_prefix(prefix):
-        raise ValueError(f"unsafe URL prefix {prefix!r}")
-    return f"Host(`{viz_host}`) && PathPrefix(`{prefix}`)"
 
 
 def make_ingress_route(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -> Manifest:
