@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from . import lifecycle, sweep
 from .auth import AccountError, create_user, get_user
+from .backends.frameworks import FRAMEWORKS
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
 from .publishing import AppInput, PublishError, publish
@@ -74,7 +75,7 @@ def users_create(username: str, admin: bool, password_stdin: bool) -> None:
 @apps_cli.command("publish")
 @click.option("--owner", required=True)
 @click.option("--title", required=True)
-@click.option("--framework", required=True, type=click.Choice(VizApp.framework_names()))
+@click.option("--framework", required=True, type=click.Choice(list(FRAMEWORKS)))
 @click.option("--source", default="", help="PATH[:CALLABLE], relative to APPS_DIR.")
 @click.option("--image", default="", help="Container image, for cluster backends.")
 @click.option(

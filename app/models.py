@@ -124,11 +124,6 @@ class VizApp(db.Model):
         back_populates="app", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    @staticmethod
-    def framework_names() -> list[str]:
-        """The frameworks an app may use: the registry's, as the check constraint says."""
-        return list(FRAMEWORKS)
-
     @property
     def slug_path(self) -> str:
         return f"{self.owner.username}/{self.title}"

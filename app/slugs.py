@@ -73,6 +73,8 @@ PREFIX_RE = re.compile(r"^/[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+/\Z")
 # A "." or ".." path segment, plain or percent-encoded, or an encoded slash or
 # backslash: a request path holding one is not trusted to name a deployment.
 _DOT_SEGMENT_RE = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|\Z)|%2f|%5c|\\", re.IGNORECASE)
+# One path segment an app answers under after its prefix (a Bokeh app's name).
+APP_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 # A deployment name as the local backend's file names in its run directory.
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
@@ -111,6 +113,10 @@ def is_url_host(value: str) -> bool:
 
 def is_prefix(value: str) -> bool:
     return bool(PREFIX_RE.match(value))
+
+
+def is_app_segment(value: str) -> bool:
+    return bool(APP_SEGMENT_RE.match(value))
 
 
 def is_file_name(value: str) -> bool:

@@ -57,12 +57,6 @@ def audience(public_name: str) -> str:
     return f"viz:{public_name}"
 
 
-def subject_for(user: object) -> str:
-    """``user:<id>`` for a logged-in viewer, ``anonymous`` otherwise."""
-    user_id = getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
-    return f"user:{user_id}" if user_id is not None else "anonymous"
-
-
 def issue(
     keys: Keys, *, public_name: str, subject: str, kind: str, ttl: float, now: datetime | None = None
 ) -> str:

@@ -140,3 +140,12 @@ def test_shortened_object_names_stay_unique():
 )
 def test_prefix_of_a_request_path(path, found):
     assert slugs.prefix_of(path) == found
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [("bokeh-sliders", True), ("solo", True), ("app_v2.1", True), ("", False), ("-x", False),
+     (".hidden", False), ("a/b", False), ("a b", False), ("a\n", False)],
+)  # fmt: skip
+def test_an_app_answers_under_one_plain_path_segment(value, ok):
+    assert slugs.is_app_segment(value) is ok

@@ -95,14 +95,3 @@ def test_an_entry_token_is_consumed_once_and_forgotten_after_it_expires(any_app)
     assert tokens.forget_expired(utcnow()) == 0  # not expired yet: kept
     assert tokens.forget_expired(utcnow() + timedelta(seconds=60)) == 1
     assert db.session.get(UsedToken, claims.jti) is None
-
-
-def test_subject_names_the_viewer():
-    class Viewer:
-        is_authenticated, id = True, 42
-
-    class Anonymous:
-        is_authenticated, id = False, None
-
-    assert tokens.subject_for(Viewer()) == "user:42"
-    assert tokens.subject_for(Anonymous()) == "anonymous"

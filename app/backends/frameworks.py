@@ -33,13 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..slugs import is_hostname
+from ..slugs import is_app_segment, is_hostname
 from .base import AppSpec, BackendError
 
 log = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}\Z")  # fits VizApp.framework and SQL without quoting
-APP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 
 
 class UnknownFramework(BackendError):
@@ -196,7 +195,7 @@ def bokeh_launch(spec: AppSpec, target: Path, host: LocalHost) -> Launch:
         cwd = target.parent
     else:
         raise BackendError(f"A Bokeh source must be a directory or a .py file, not {spec.source!r}.")
-    if not APP_NAME_RE.match(app_name):
+    if not is_app_segment(app_name):
         raise BackendError(f"Bokeh app name {app_name!r} cannot be used in a URL.")
     if not host.named:
         log.warning(

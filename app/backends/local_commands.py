@@ -18,17 +18,6 @@ from app.backends import frameworks
 from app.backends.base import AppSpec, BackendError
 from app.backends.frameworks import Launch, LocalHost
 
-__all__ = [
-    "Launch",
-    "LocalHost",
-    "bind_literal",
-    "child_env",
-    "launch",
-    "local_host",
-    "locate_source",
-    "split_host",
-]
-
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 ENV_KEEP = {
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",

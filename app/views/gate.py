@@ -9,12 +9,14 @@ else is 401 and never reaches the app. See :mod:`app.tokens`.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs, urlsplit
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from .. import lifecycle, slugs, tokens
 
+log = logging.getLogger(__name__)
 bp = Blueprint("gate", __name__)
 
 TOKEN_PARAM = "dormouse_token"
@@ -22,7 +24,7 @@ COOKIE = "dormouse_viz"  # Traefik: addAuthCookiesToResponse: [dormouse_viz]
 
 
 def _deny(why: str) -> Response:
-    current_app.logger.debug("gate: refused: %s", why)
+    log.debug("refused: %s", why)
     response = Response("Not authorized to view this app.\n", 401, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-store"
     return response
