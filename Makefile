@@ -1,4 +1,5 @@
-# The two commands: `make run` serves Dormouse on http://127.0.0.1:8000,
+# The two commands: `make run` serves Dormouse and its apps through Traefik on
+# http://dormouse.localhost:8000 (apps on viz.dormouse.localhost:8000),
 # `make test` runs the whole test suite. Both set everything up first.
 PYTHON ?= python3
 VENV   := .venv
@@ -19,12 +20,12 @@ install: $(STAMP)
 run: install
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo load
-	$(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+	$(BIN)/python -m app.front_door
 
 dev: install
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo load
-	$(BIN)/flask --app wsgi run --debug --port $${PORT:-8000}
+	$(BIN)/python -m app.front_door --dev
 
 # Style holds without review: lint and formatting are checked before any test runs.
 lint: install

@@ -7,6 +7,7 @@ a clear message instead of surfacing later as odd behaviour.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -125,14 +126,102 @@ def parse_jwt_keys(raw: str) -> tuple[tuple[str, str], ...]:
 TRAEFIK_APIS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
 
 
+def env_port(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
+    port = env_int(env, name, default, minimum=minimum)
+    if port > 65535:
+        raise ConfigError(f"{name} must be at most 65535, got {port}")
+    return port
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def listen_address(env: dict[str, str]) -> str:
     """``HOST:PORT`` for gunicorn's bind (read by gunicorn.conf.py only, so the
-    server's address is parsed in one place, with the same clear errors)."""
-    host = _get(env, "HOST", "127.0.0.1")
-    port = env_int(env, "PORT", 8000, minimum=1)
-    if port > 65535:
-        raise ConfigError(f"PORT must be at most 65535, got {port}")
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    server's address is parsed in one place, with the same clear errors).
+
+    Under the front door (:mod:`app.front_door`) Traefik listens on
+    ``HOST:PORT`` and gunicorn on the loopback port it was handed in
+    ``DORMOUSE_INTERNAL_PORT``."""
+    if env.get("DORMOUSE_INTERNAL_PORT"):
+        return f"127.0.0.1:{env_port(env, 'DORMOUSE_INTERNAL_PORT', 0)}"
+    return f"{_bracketed(_get(env, 'HOST', '127.0.0.1'))}:{env_port(env, 'PORT', 8000)}"
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+LOCAL_VIZ_HOST = "viz.dormouse.localhost"  # Chromium resolves *.localhost by itself
+LOCAL_TRUSTED_HOSTS = "dormouse.localhost localhost 127.0.0.1 ::1"
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_trusted_hosts(raw: str, viz_host: str, production: bool = False) -> tuple[str, ...]:
+    """``TRUSTED_HOSTS``: the host names Dormouse's own pages answer on (no
+    ports; ``.example.org`` also allows its subdomains). Never ``VIZ_HOST``:
+    apps and Dormouse must not share an origin. Required in production; on a
+    laptop, ``dormouse.localhost`` and the loopback names."""
+    if not raw.strip():
+        if production:
+            raise ConfigError(
+                "TRUSTED_HOSTS must be set when DORMOUSE_ENV=production (e.g. dormouse.example.org)"
+            )
+        raw = LOCAL_TRUSTED_HOSTS
+    hosts = tuple(dict.fromkeys(h.lower().strip("[]") for h in raw.replace(",", " ").split()))
+    if not hosts:
+        raise ConfigError("TRUSTED_HOSTS holds no host")
+    for host in hosts:
+        if not (HOSTNAME_RE.match(host.removeprefix(".")) or _is_ip(host)):
+            raise ConfigError(f"TRUSTED_HOSTS: {host!r} is not a host name (leave ports out)")
+        if host == viz_host or (host.startswith(".") and viz_host.endswith(host)):
+            raise ConfigError(f"TRUSTED_HOSTS must not cover VIZ_HOST ({viz_host}): apps need their own host")
+    return hosts
+
+
+@dataclass(frozen=True)
+class FrontDoorSettings:
+    """The front door (:mod:`app.front_door`): Traefik on ``HOST:PORT`` in
+    front of Dormouse and every local app; with ``ACME_EMAIL``, TLS on
+    ``TLS_PORT`` with a Let's Encrypt certificate and HTTP redirected."""
+
+    host: str
+    port: int
+    internal_port: int  # 0: a free loopback port is picked at start
+    acme_email: str
+    acme_ca_server: str
+    tls_port: int
+    log_level: str
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.acme_email)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> FrontDoorSettings:
+        acme_email = _get(env, "ACME_EMAIL", "")
+        if acme_email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z", acme_email):
+            raise ConfigError(f"ACME_EMAIL must be an e-mail address, got {acme_email!r}")
+        ca_server = _get(env, "ACME_CA_SERVER", "")
+        if ca_server and not ca_server.startswith("https://"):
+            raise ConfigError("ACME_CA_SERVER must be an https:// URL")
+        level = _get(env, "TRAEFIK_LOG_LEVEL", "WARN").upper()
+        if level not in {"DEBUG", "INFO", "WARN", "ERROR"}:
+            raise ConfigError(f"TRAEFIK_LOG_LEVEL must be DEBUG, INFO, WARN or ERROR, got {level!r}")
+        return cls(
+            host=_get(env, "HOST", "127.0.0.1"),
+            port=env_port(env, "PORT", 8000),
+            internal_port=env_port(env, "INTERNAL_PORT", 0, minimum=0),
+            acme_email=acme_email,
+            acme_ca_server=ca_server,
+            tls_port=env_port(env, "TLS_PORT", 8443),
+            log_level=level,
+        )
 
 
 @dataclass(frozen=True)
@@ -226,11 +315,15 @@ class Settings:
     activity_resolution: float
     sweep_interval: float
     scheduler_enabled: bool
+    viz_host: str  # where apps are served (never one of trusted_hosts)
+    viz_scheme: str
+    viz_port: int | None  # None: the scheme's default port
+    trusted_hosts: tuple[str, ...]  # Dormouse's own host names
+    traefik_internal_url: str  # set by the front door: Traefik's loopback entry point
     local_bind_host: str
-    local_public_host: str
     local_port_min: int
     local_port_max: int
-    local_scheme: str
+    local_run_as: str  # the user app processes run as ("": Dormouse's own)
     max_cpu_millicores: int
     max_memory_mib: int
     secure_cookies: bool
@@ -242,6 +335,7 @@ class Settings:
         env_name = _get(env, "DORMOUSE_ENV", "development")
         if env_name not in {"development", "production", "testing"}:
             raise ConfigError(f"DORMOUSE_ENV must be development, production or testing, got {env_name!r}")
+        production = env_name == "production"
         instance = Path(_get(env, "INSTANCE_PATH", str(REPO_ROOT / "instance"))).resolve()
         database_url = normalise_database_url(
             _get(env, "DATABASE_URL", f"sqlite:///{instance / 'dormouse.db'}")
@@ -253,9 +347,20 @@ class Settings:
         port_max = env_int(env, "LOCAL_PORT_MAX", 8299, minimum=1024)
         if port_max < port_min or port_max > 65535:
             raise ConfigError("LOCAL_PORT_MAX must be between LOCAL_PORT_MIN and 65535")
-        scheme = _get(env, "LOCAL_SCHEME", "http")
-        if scheme not in {"http", "https"}:
-            raise ConfigError(f"LOCAL_SCHEME must be http or https, got {scheme!r}")
+        bind_host = _get(env, "LOCAL_BIND_HOST", "127.0.0.1")
+        if bind_host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                f"LOCAL_BIND_HOST must be a loopback address ({', '.join(LOOPBACK_HOSTS)}): apps are "
+                f"reached through Traefik only, got {bind_host!r}"
+            )
+        kube = KubeSettings.from_env(env, required=backend == "kubernetes")
+        front = FrontDoorSettings.from_env(env)
+        viz_host = kube.viz_host or LOCAL_VIZ_HOST
+        viz_scheme = _get(env, "VIZ_SCHEME", "https" if backend == "kubernetes" or front.tls else "http")
+        if viz_scheme not in {"http", "https"}:
+            raise ConfigError(f"VIZ_SCHEME must be http or https, got {viz_scheme!r}")
+        plain_local = backend == "local" and not front.tls
+        viz_port = env_port(env, "VIZ_PORT", front.port if plain_local else 0, minimum=0) or None
         ping_interval = env_float(env, "PING_INTERVAL", 10.0, minimum=1.0)
         return cls(
             env_name=env_name,
@@ -287,16 +392,31 @@ class Settings:
             ),
             sweep_interval=env_float(env, "SWEEP_INTERVAL", 60.0, minimum=1.0),
             scheduler_enabled=env_bool(env, "SCHEDULER_ENABLED", True),
-            local_bind_host=_get(env, "LOCAL_BIND_HOST", "127.0.0.1"),
-            local_public_host=_get(env, "LOCAL_PUBLIC_HOST", ""),
+            viz_host=viz_host,
+            viz_scheme=viz_scheme,
+            viz_port=viz_port,
+            trusted_hosts=parse_trusted_hosts(env.get("TRUSTED_HOSTS", ""), viz_host, production),
+            traefik_internal_url=_get(env, "DORMOUSE_TRAEFIK_INTERNAL", ""),
+            local_bind_host=bind_host,
             local_port_min=port_min,
             local_port_max=port_max,
-            local_scheme=scheme,
+            local_run_as=_get(env, "LOCAL_RUN_AS", ""),
             max_cpu_millicores=env_int(env, "MAX_CPU_MILLICORES", 4000, minimum=1),
             max_memory_mib=env_int(env, "MAX_MEMORY_MIB", 8192, minimum=1),
             secure_cookies=env_bool(env, "SESSION_COOKIE_SECURE", env_name == "production"),
-            kube=KubeSettings.from_env(env, required=backend == "kubernetes"),
+            kube=kube,
         )
+
+    @property
+    def cookie_prefix(self) -> str:
+        return "__Host-" if self.secure_cookies else ""
+
+    @property
+    def viz_origin(self) -> str:
+        """``scheme://host[:port]`` of the apps' host, as a browser writes it."""
+        default = {"http": 80, "https": 443}[self.viz_scheme]
+        port = f":{self.viz_port}" if self.viz_port and self.viz_port != default else ""
+        return f"{self.viz_scheme}://{self.viz_host}{port}"
 
     def to_flask(self) -> dict[str, object]:
         return {
@@ -305,10 +425,17 @@ class Settings:
             "SQLALCHEMY_DATABASE_URI": self.database_url,
             "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(self.database_url),
             "TESTING": self.env_name == "testing",
+            # Host-only cookies (no Domain), so an app on VIZ_HOST never gets them;
+            # over HTTPS the __Host- prefix also stops a sibling host from
+            # setting (tossing) one in their place.
+            "SESSION_COOKIE_NAME": f"{self.cookie_prefix}session",
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "REMEMBER_COOKIE_NAME": f"{self.cookie_prefix}remember_token",
             "REMEMBER_COOKIE_SECURE": self.secure_cookies,
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
             "WTF_CSRF_TIME_LIMIT": None,  # a viz tab may stay open for hours
         }
 

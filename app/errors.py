@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -23,6 +24,8 @@ MESSAGES = {
 
 
 def _respond(code: int, message: str):
+    if request_ctx.url_adapter is None:  # a Host Werkzeug cannot route: no page can link anywhere
+        return Response(f"{message}\n", code, mimetype="text/plain")
     if request.headers.get("HX-Request"):
         return render_template("partials/error.html", code=code, message=message), code
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])

@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
-from flask import Flask, abort, request
+from flask import Flask, Response, abort, current_app, request
+
+from .backends.local_commands import split_host
+
+# Asked by machines, not browsers, by whatever name reaches them: Traefik's
+# forwardAuth (the internal address) and health probes (a pod's IP).
+ANY_HOST_ENDPOINTS = frozenset({"gate.check", "gallery.healthz"})
+NOT_HERE = "No app is being served at this address now. Reload the page that showed it.\n"
 
 
-def reject_unusable_host() -> None:
-    """A ``Host`` header that is no host at all (spaces, quotes, slashes...) is
-    answered 400 at once. Werkzeug reads such a header as an empty host, and
-    nothing built from the visitor's host (an iframe URL) must fall back to a
-    guess."""
+def host_of(header: str) -> str:
+    """The host part of a Host header, lower-cased, IPv6 brackets dropped."""
+    return split_host(header).strip("[]").rstrip(".").lower()
+
+
+def is_trusted(host: str, trusted: tuple[str, ...]) -> bool:
+    """``host`` is one of ``trusted``, or under a ``.parent`` entry of it."""
+    return any(
+        host == entry or (entry.startswith(".") and (host.endswith(entry) or host == entry[1:]))
+        for entry in trusted
+    )
+
+
+def check_host() -> Response | None:
+    """Dormouse's pages answer only on ``TRUSTED_HOSTS``; URLs are built from
+    configuration, so a forged ``Host`` header changes nothing but gets 400.
+
+    On ``VIZ_HOST``, only a request no app route took reaches Dormouse (a
+    stopped deployment's iframe, say): it gets a plain 404, never a page of
+    Dormouse's. A header that is no host at all is 400 too (Werkzeug reads it
+    as an empty host)."""
     if not request.host:
         abort(400)
+    if request.endpoint in ANY_HOST_ENDPOINTS:
+        return None
+    settings = current_app.config["DORMOUSE"]
+    host = host_of(request.host)
+    if host == settings.viz_host:
+        response = Response(NOT_HERE, 404, mimetype="text/plain")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    if not is_trusted(host, settings.trusted_hosts):
+        abort(400)
+    return None
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(reject_unusable_host)
+    app.before_request(check_host)

@@ -20,7 +20,10 @@ from flask import Flask
 from app.config import Settings
 from app.extensions import db
 from app.models import User, VizApp
+from tests import localhost_names
 from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+
+localhost_names.install()  # *.localhost is loopback, for requests as for Chromium
 
 # The fake API server's fixtures: fake_kube (the session's shared one, reset per
 # test), fake_kube_server (a test's own) and clients on it (kube_api_client,

@@ -55,9 +55,8 @@ class FakeBackend:
             live.update(self.extra)
             return live
 
-    def url(self, ref: str, request_host: str) -> str:
-        host = request_host.rsplit(":", 1)[0]
-        return f"http://{host}:9999{self.specs[ref].prefix}"
+    def url(self, ref: str) -> str:
+        return f"http://viz.dormouse.localhost:9999{self.specs[ref].prefix}"
 
     # scripting --------------------------------------------------------------
     def set(self, ref: str, state: str, reason: str = "", phase: str = "") -> None:

@@ -1,6 +1,6 @@
-"""Run the product as `make run` does (migrate, load demos, gunicorn) for the
-tests that talk to it over real HTTP, and make sure nothing it started outlives
-the test.
+"""Run the product as `make run` does (migrate, load demos, then the front
+door: Traefik in front of gunicorn) for the tests that talk to it over real
+HTTP, and make sure nothing it started outlives the test.
 
     @pytest.fixture
     def server(tmp_path):
@@ -13,7 +13,9 @@ leftover processes, are in tests/processes.py.
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +37,7 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 JSON = {"Accept": "application/json"}
+FRAME_SRC = re.compile(r'<iframe class="viz-frame" src="([^"]+)"')
 REQUEST_TIMEOUT = 30  # seconds, for every request the helpers make
 STOP_GRACE = 30  # seconds a server gets to stop on SIGTERM (gunicorn's graceful_timeout is 20)
 
@@ -49,17 +52,22 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """Dormouse under gunicorn, its instance (SQLite, run dir) in ``tmp_path``.
+    """Dormouse behind its front door (``python -m app.front_door``: Traefik on
+    one port, gunicorn on loopback), its instance (SQLite, run dir, Traefik's
+    files) in ``tmp_path``. Dormouse's pages are at :attr:`base`; apps at
+    :attr:`viz` (``viz.dormouse.localhost``, which resolves to loopback).
 
     Construction has no side effects; :meth:`prepare` migrates and loads the
-    demos, :meth:`launch` starts gunicorn, :meth:`close` stops every process
-    this server started (gunicorn and any app it left behind)."""
+    demos, :meth:`launch` starts the front door, :meth:`close` stops every
+    process this server started (Traefik, gunicorn and any app left behind)."""
 
     def __init__(self, tmp_path: Path, **env: str) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "gunicorn.log"
+        self.site = f"http://dormouse.localhost:{self.port}"  # what a browser on this machine opens
+        self.viz = f"http://viz.dormouse.localhost:{self.port}"
+        self.log_path = tmp_path / "server.log"
         self.env = {
             **os.environ,
             "INSTANCE_PATH": str(tmp_path / "instance"),
@@ -81,13 +89,14 @@ class LiveServer:
         for args in (["db", "upgrade"], ["demo", "load"]):
             self.flask(*args)
 
-    def flask(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    def flask(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
                 [str(BIN / "flask"), "--app", "wsgi", *args],
                 cwd=REPO,
                 env={**self.env, **env},
                 check=True,
+                input=stdin,
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -98,10 +107,11 @@ class LiveServer:
             ) from exc
 
     def launch(self) -> subprocess.Popen[bytes]:
-        """Start gunicorn and wait until it serves /healthz."""
+        """Start the front door and wait until /healthz says Dormouse and
+        Traefik both answer."""
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
-                [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
+                [sys.executable, "-m", "app.front_door"],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
@@ -115,9 +125,9 @@ class LiveServer:
         def healthy() -> bool:
             response = requests.get(f"{self.base}/healthz", timeout=5)
             response.raise_for_status()
-            return True
+            return response.json().get("traefik") == "ok"
 
-        self.wait(healthy, 90, "gunicorn to serve /healthz")
+        self.wait(healthy, 90, "the front door to serve /healthz")
         return proc
 
     def log_tail(self, lines: int = 40) -> str:
@@ -128,10 +138,10 @@ class LiveServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def check_running(self) -> None:
-        """Fail the test at once if the gunicorn launched last has exited."""
+        """Fail the test at once if the server launched last has exited."""
         if self.procs and (code := self.procs[-1].poll()) is not None:
             pytest.fail(
-                f"gunicorn exited (code {code}); the end of its log:\n{self.log_tail()}", pytrace=False
+                f"the server exited (code {code}); the end of its log:\n{self.log_tail()}", pytrace=False
             )
 
     def wait(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
@@ -139,8 +149,9 @@ class LiveServer:
         return wait_for(predicate, timeout, what, abort=self.check_running)
 
     def close(self) -> None:
-        """Stop gunicorn (TERM, then KILL, the whole process group) and every
-        app process group the server left in its run dir."""
+        """Stop the front door (TERM, then KILL, its whole process group:
+        Traefik and gunicorn too) and every app process group the server left
+        in its run dir."""
         failures = []
         for proc in self.procs:
             try:
@@ -150,7 +161,7 @@ class LiveServer:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
-                failures.append(f"gunicorn {proc.pid} did not exit")
+                failures.append(f"the server {proc.pid} did not exit")
         for pgid, start, _ in recorded_groups(self.run_dir):
             if group_is(pgid, start):
                 try:
@@ -158,6 +169,20 @@ class LiveServer:
                 except AssertionError as exc:
                     failures.append(str(exc))
         assert not failures, failures
+
+    def frame_url_or_none(self, path: str, session: requests.Session | None = None) -> str | None:
+        """The iframe's URL (with its one-time entry token) in the status
+        partial the viz page swaps in, if it shows one."""
+        response = (session or requests).get(
+            f"{self.base}{path}viz/status", headers={"HX-Request": "true"}, timeout=REQUEST_TIMEOUT
+        )
+        found = FRAME_SRC.search(response.text)
+        return html.unescape(found.group(1)) if found else None
+
+    def frame_url(self, path: str, session: requests.Session | None = None) -> str:
+        url = self.frame_url_or_none(path, session)
+        assert url, f"no iframe in the status partial of {path}"
+        return url
 
     def status(self, path: str, session: requests.Session | None = None) -> dict[str, Any]:
         response = (session or requests).get(

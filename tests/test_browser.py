@@ -1,5 +1,8 @@
-"""The viz page in real Chromium: start-up, the iframe, a Dash callback inside
-it, focus-gated pings, the stopped state and a restart.
+"""The viz page in real Chromium, served as `make run` serves it (Dormouse on
+``dormouse.localhost``, the apps on ``viz.dormouse.localhost``, one port,
+Traefik in front): start-up, the iframe, a Dash callback and Bokeh's websocket
+inside it, focus-gated pings, the stopped state and a restart; a private
+app's iframe URL copied into a fresh browser is refused.
 
 Needs Debian's chromium (`.ci/run` installs it) and the Playwright package
 (its bundled driver; no browser download). Focus is steered by replacing
@@ -112,9 +115,11 @@ def latest_ping(server, path: str) -> datetime | None:
 
 
 def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, page):
-    page.goto(f"{server.base}/demo/dash-wave/viz/")
+    page.goto(f"{server.site}/demo/dash-wave/viz/")
     page.wait_for_selector("#viz-status[data-status=starting], iframe.viz-frame", timeout=30_000)
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
+    src = page.get_attribute("iframe.viz-frame", "src") or ""
+    assert src.startswith(f"{server.viz}/demo/dash-wave/") and "dormouse_token=" in src
     app = page.frame_locator("iframe.viz-frame")
     app.locator("#wave .main-svg").first.wait_for(timeout=60_000)
 
@@ -157,7 +162,7 @@ def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, pa
 
 
 def test_bokeh_viz_page_shows_the_app_and_a_lost_session_plainly(server, page):
-    page.goto(f"{server.base}/demo/bokeh-sliders/viz/")
+    page.goto(f"{server.site}/demo/bokeh-sliders/viz/")
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
     app = page.frame_locator("iframe.viz-frame")
     # the widgets are rendered by BokehJS from the server's document, over the websocket
@@ -174,3 +179,32 @@ def test_bokeh_viz_page_shows_the_app_and_a_lost_session_plainly(server, page):
     wait_ping_intervals(page, TICKS)
     assert pings(page) == settled
     assert page.locator("iframe.viz-frame").count() == 1
+
+
+def test_a_private_apps_copied_iframe_url_opens_nothing_elsewhere(server, page):
+    server.flask("users", "create", "alice", "--password-stdin", stdin="correct-horse\n")
+    server.flask("apps", "publish", "--owner", "alice", "--title", "secret", "--framework", "dash",
+                 "--source", "dash-wave/app.py:server", "--private")  # fmt: skip
+    page.goto(f"{server.site}/login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "correct-horse")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_url(lambda url: "/login" not in url, timeout=WAIT)
+    page.goto(f"{server.site}/alice/secret/viz/")
+    page.wait_for_selector("iframe.viz-frame", timeout=90_000)
+    page.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first.wait_for(timeout=60_000)
+    src = page.get_attribute("iframe.viz-frame", "src") or ""
+    assert "dormouse_token=" in src
+    app_url = src.split("?", 1)[0]
+
+    stranger = page.context.browser.new_context()
+    try:
+        other = stranger.new_page()
+        for url in (src, app_url, app_url + "_dash-layout"):  # the copied URL, its token spent; none
+            response = other.goto(url)
+            assert response is not None and response.status == 401, (url, response and response.status)
+            assert "Sine wave" not in other.content()
+        response = other.goto(f"{server.site}/alice/secret/viz/")
+        assert response is not None and response.status == 404  # private: not even the page
+    finally:
+        stranger.close()

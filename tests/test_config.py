@@ -36,8 +36,15 @@ def test_production_requires_a_secret_key_and_jwt_keys(tmp_path):
         Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", JWT_KEYS=KEYS))
     with pytest.raises(ConfigError, match="JWT_KEYS must be set"):
         Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50))
-    s = Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50, JWT_KEYS=KEYS))
-    assert s.to_flask()["SESSION_COOKIE_SECURE"] is True
+    with pytest.raises(ConfigError, match="TRUSTED_HOSTS must be set"):
+        Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50, JWT_KEYS=KEYS))
+    s = Settings.from_env(env(tmp_path, DORMOUSE_ENV="production", SECRET_KEY="x" * 50, JWT_KEYS=KEYS,
+                              TRUSTED_HOSTS="dormouse.example.org"))  # fmt: skip
+    flask = s.to_flask()
+    assert flask["SESSION_COOKIE_SECURE"] is True
+    # Over HTTPS Dormouse's cookies carry the __Host- prefix: no sibling host can toss one in.
+    assert flask["SESSION_COOKIE_NAME"] == "__Host-session"
+    assert flask["REMEMBER_COOKIE_NAME"] == "__Host-remember_token"
     assert s.jwt_keys == (("k2", "b" * 40), ("k1", "a" * 40))  # the first signs
     assert not (tmp_path / "inst" / "jwt_keys").exists()  # nothing written in production
 
@@ -95,7 +102,47 @@ def test_typed_values(tmp_path):
     assert s.scheduler_enabled is False and s.sweep_interval == 5
 
 
+def test_apps_have_their_own_host_by_default(tmp_path):
+    s = Settings.from_env(env(tmp_path, PORT="8123"))
+    assert s.viz_host == "viz.dormouse.localhost" and s.viz_origin == "http://viz.dormouse.localhost:8123"
+    assert s.trusted_hosts == ("dormouse.localhost", "localhost", "127.0.0.1", "::1")
+    assert s.to_flask()["SESSION_COOKIE_NAME"] == "session"  # plain http on a laptop
+    tls = Settings.from_env(env(tmp_path, ACME_EMAIL="ops@example.org", VIZ_HOST="viz.example.org"))
+    assert tls.viz_origin == "https://viz.example.org"  # 443 behind TLS: no port in URLs
+    moved = Settings.from_env(env(tmp_path, VIZ_HOST="apps.example.net", VIZ_SCHEME="https", VIZ_PORT="8443"))
+    assert moved.viz_origin == "https://apps.example.net:8443"
+    kube = Settings.from_env(env(tmp_path, BACKEND="kubernetes", VIZ_HOST="viz.example.org"))
+    assert kube.viz_origin == "https://viz.example.org"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"TRUSTED_HOSTS": "viz.dormouse.localhost"}, "must not cover VIZ_HOST"),
+        ({"TRUSTED_HOSTS": ".dormouse.localhost"}, "must not cover VIZ_HOST"),
+        ({"TRUSTED_HOSTS": "example.org:8000"}, "leave ports out"),
+        ({"TRUSTED_HOSTS": "exa mple.org,`x`"}, "not a host name"),
+        ({"LOCAL_BIND_HOST": "0.0.0.0"}, "loopback"),
+        ({"VIZ_HOST": "viz.example.org`) || Host(`x"}, "VIZ_HOST must be a host name"),
+        ({"VIZ_SCHEME": "ftp"}, "VIZ_SCHEME"),
+        ({"ACME_EMAIL": "nobody"}, "e-mail"),
+        ({"ACME_CA_SERVER": "http://ca.example"}, "https://"),
+        ({"TLS_PORT": "99999"}, "at most 65535"),
+    ],
+)
+def test_front_door_settings_fail_clearly(tmp_path, values, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env(tmp_path, **values))
+
+
+def test_trusted_hosts_are_names_without_ports(tmp_path):
+    s = Settings.from_env(env(tmp_path, TRUSTED_HOSTS="Dormouse.Example.org, .example.net [::1]"))
+    assert s.trusted_hosts == ("dormouse.example.org", ".example.net", "::1")
+
+
 def test_the_listen_address_is_read_once_for_gunicorn():
+    # Under the front door gunicorn listens on the loopback port it was handed.
+    assert listen_address({"HOST": "0.0.0.0", "DORMOUSE_INTERNAL_PORT": "9100"}) == "127.0.0.1:9100"
     assert listen_address({"HOST": "0.0.0.0", "PORT": "9000"}) == "0.0.0.0:9000"
     assert listen_address({"HOST": "::", "PORT": "9000"}) == "[::]:9000"
     for bad, message in (("eighty", "whole number"), ("70000", "at most 65535"), ("0", "at least 1")):

@@ -1,8 +1,10 @@
-"""End to end with the real local backend: both demo apps, real processes.
+"""End to end with the real local backend behind the real front door: both
+demo apps, real processes, Traefik and its forwardAuth.
 
-visit -> running -> the iframe URL serves the app (a Dash callback through the
-prefix; Bokeh's autoload script and a websocket handshake under the prefix) ->
-ping -> sweep with tiny timeouts -> process gone, row stopped.
+visit -> running -> the iframe URL (on the apps' host, through Traefik) serves
+the app only with the page's entry token (a Dash callback through the prefix;
+Bokeh's autoload script and its websocket) -> ping -> sweep -> process gone,
+row stopped, route gone.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import lifecycle, sweep
+from app import lifecycle, sweep, tokens
 from app.backends.local import group_alive
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
-from tests.appchecks import check_bokeh_app, check_dash_callback
+from tests.appchecks import check_bokeh_app, check_dash_callback, enter
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
+from tests.serving import REQUEST_TIMEOUT, LiveServer, serve, start_app
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -80,55 +83,83 @@ def wait_running(client, base: str) -> dict:
     )
 
 
-@pytest.mark.parametrize("framework, title", [("dash", "wave"), ("bokeh", "sliders")])
-def test_whole_lifecycle(real_app, framework, title):
-    client = real_app.test_client()
-    owner = make_user("alice")
-    make_app(owner, title, framework=framework)
-    base = f"/alice/{title}"
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[LiveServer]:
+    """The product behind its front door; the sweep is left to the test."""
+    with serve(tmp_path, SWEEP_INTERVAL="3600", START_TIMEOUT="120") as live:
+        yield live
 
-    page = client.get(f"{base}/viz/")
-    assert page.status_code == 200 and not lifecycle.backend().list()  # no side effects
 
-    started = client.post(f"{base}/viz/start", headers=HX)
-    assert started.status_code == 200 and 'data-status="starting"' in started.get_data(as_text=True)
-    data = wait_running(client, base)
+@contextmanager
+def beside(server: LiveServer) -> Iterator:
+    """Dormouse in this process on the served product's instance (its
+    database, run dir and keys), to read rows and run a sweep at a chosen
+    time; it leaves the server's apps alone (the server's teardown stops them)."""
+    instance = server.tmp_path / "instance"
+    settings = make_settings(server.tmp_path, database_url=f"sqlite:///{instance / 'dormouse.db'}",
+                             INSTANCE_PATH=str(instance))  # fmt: skip
+    app = build_app(settings)
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/demo/dash-wave/", "/demo/bokeh-sliders/"])
+def test_whole_lifecycle_through_the_front_door(served: LiveServer, path: str) -> None:
+    visitor = requests.Session()
+    started = start_app(served, visitor, path)
+    assert started["status"] == "starting"
+    data = served.wait(lambda: (d := served.status(path, visitor))["status"] != "starting" and d, DEADLINE,
+                       f"{path} to finish starting")  # fmt: skip
     assert data["status"] == "running", data
     url = data["url"]
-    dep = db.session.scalar(db.select(Deployment))
-    assert url.startswith("http://localhost:") and dep.prefix in url
+    assert url.startswith(f"{served.viz}{path}")  # the apps' host, on the one port
 
-    # the partial carries the iframe and ends the poll
-    partial = client.get(f"{base}/viz/status", headers=HX)
-    assert partial.status_code == 286 and f'src="{url}"' in partial.get_data(as_text=True)
+    # only with the page's entry token: none, a forged one, an expired one -> 401
+    assert requests.get(url, timeout=REQUEST_TIMEOUT).status_code == 401
+    forged = url + "?dormouse_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."
+    assert requests.get(forged, timeout=REQUEST_TIMEOUT).status_code == 401
+    entry = served.frame_url(path, visitor)
+    with beside(served) as app:
+        keys = app.config["DORMOUSE"].jwt_keys
+        stale = tokens.issue(keys, public_name=data["public_name"], subject="anonymous", kind=tokens.ENTRY,
+                             ttl=60, now=utcnow() - timedelta(minutes=5))  # fmt: skip
+    assert requests.get(f"{url}?dormouse_token={stale}", timeout=REQUEST_TIMEOUT).status_code == 401
 
-    # the app really works through the prefix
-    if framework == "dash":
-        check_dash_callback(url)
+    # the app really works through Traefik, with the cookie the entry token got
+    app_url, app_session = enter(entry)
+    if "dash" in path:
+        check_dash_callback(app_url, app_session)
     else:
-        port = url.split(":")[2].split("/")[0]
-        check_bokeh_app(url, origin=f"http://localhost:{port}")
+        check_bokeh_app(app_url, origin=served.viz, session=app_session)  # websocket through Traefik
+    assert requests.get(entry, timeout=REQUEST_TIMEOUT).status_code == 401  # the entry URL, replayed
 
-    # a second visitor shares it
-    assert client.post(f"{base}/viz/start", headers=JSON).get_json()["url"] == url
-    assert db.session.scalar(db.select(db.func.count(Deployment.id))) == 1
+    # a second visitor shares the deployment
+    other = requests.Session()
+    assert start_app(served, other, path)["public_name"] == data["public_name"]
+    pinged = visitor.post(f"{served.base}{path}viz/ping", data={"deployment": data["public_name"]},
+                          headers=JSON, timeout=REQUEST_TIMEOUT)  # fmt: skip
+    assert pinged.json()["latest_ping_at"] is not None
 
-    pinged = client.post(f"{base}/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
-    assert pinged.get_json()["latest_ping_at"] is not None
-
-    pgid = json.loads(dep.backend_ref)["pid"]
-    assert group_alive(pgid)
-    report = sweep.sweep(
-        now=utcnow() + timedelta(seconds=5), lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=120)
-    )
-    assert [d.id for d, _ in report.stopped] == [dep.id]
-    db.session.refresh(dep)
-    assert dep.status == "stopped" and dep.stop_reason == "idle"
+    # the sweep, later: stopped, process gone, route gone
+    with beside(served) as app:
+        dep = db.session.scalar(db.select(Deployment).where(Deployment.public_name == data["public_name"]))
+        pgid = json.loads(dep.backend_ref)["pid"]
+        assert group_alive(pgid)
+        limits = IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=120)
+        report = sweep.sweep(now=utcnow() + timedelta(seconds=5), lim=limits)
+        assert [d.id for d, _ in report.stopped] == [dep.id]
+        db.session.refresh(dep)
+        assert dep.status == "stopped" and dep.stop_reason == "idle"
     assert not group_alive(pgid)
-    with pytest.raises(requests.ConnectionError):
-        requests.get(url, timeout=3)
-    stopped = client.post(f"{base}/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
-    assert stopped.get_json()["status"] == "stopped"
+    assert served.status(path, visitor)["status"] == "stopped"
+    # the app's route goes with it: even its cookie now reaches no app
+    wait_for(lambda: app_session.get(app_url, timeout=REQUEST_TIMEOUT).status_code == 404, 30,
+             "Traefik to drop the stopped app's route")  # fmt: skip
+    assert served.frame_url_or_none(path, visitor) is None
 
 
 def test_a_crashing_app_shows_its_error_to_its_owner(broken_app):

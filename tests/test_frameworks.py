@@ -159,10 +159,10 @@ def test_the_local_backend_asks_the_registry(panel):
         python="/py",
         bind_host="127.0.0.1",
         port=8125,
-        public_host="viz.example.org",
+        viz_authority="viz.example.org",
     )
     assert run.argv[:4] == ["/py", "-m", "panel", "serve"] and run.app_path == PREFIX + "app"
-    assert "--allow-websocket-origin=viz.example.org:8125" in run.argv
+    assert "--allow-websocket-origin=viz.example.org" in run.argv
     env = child_env(s, {"PATH": "/bin", "SECRET_KEY": "x"})
     assert env["PANEL_PREFIX"] == PREFIX and env["COLOR"] == "red" and "SECRET_KEY" not in env
     assert "DASH_ROUTES_PATHNAME_PREFIX" not in env

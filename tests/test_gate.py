@@ -39,8 +39,8 @@ def entry_for(app, public_name: str, **kw) -> str:
                         ttl=60, **kw)  # fmt: skip
 
 
-def ask(client, uri: str, cookie: str | None = None, proto: str = "http"):
-    headers = {"X-Forwarded-Uri": uri, "X-Forwarded-Host": "viz.localhost", "X-Forwarded-Proto": proto}
+def ask(client, uri: str, cookie: str | None = None, proto: str = "http", host: str = "viz.example.org"):
+    headers = {"X-Forwarded-Uri": uri, "X-Forwarded-Host": host, "X-Forwarded-Proto": proto}
     if cookie:
         headers["Cookie"] = f"{COOKIE}={cookie}"
     return client.get("/_auth/viz", headers=headers)
@@ -71,8 +71,10 @@ def test_an_entry_token_opens_the_door_once_and_the_cookie_keeps_it_open(app, cl
     first = ask(client, uri, proto="https")
     assert first.status_code == 200
     value, header = session_cookie(first)
-    assert f"Path={live.prefix}" in header and "HttpOnly" in header and "SameSite=Lax" in header
-    assert "Secure" in header  # the apps' host was reached over https
+    assert f"Path={live.prefix}" in header and "HttpOnly" in header
+    # Over https the cookie is kept by the iframe whether or not Dormouse's page
+    # is the same site as the apps' host, and only under the page embedding it.
+    assert "Secure" in header and "SameSite=None" in header and "Partitioned" in header
     assert ask(client, uri).status_code == 401  # the same entry URL again: refused
     # every later request of the iframe passes on the cookie alone, with no query
     prefix = live.prefix
@@ -80,6 +82,24 @@ def test_an_entry_token_opens_the_door_once_and_the_cookie_keeps_it_open(app, cl
         for path in ("", "_dash-layout", "_dash-update-component", "assets/style.css"):
             assert ask(client, prefix + path, cookie=value).status_code == 200
     assert queries == []
+
+
+@pytest.mark.parametrize(
+    "proto, host, kept",
+    [
+        ("https", "viz.example.org", "Secure; SameSite=None; Partitioned"),
+        ("http", "viz.dormouse.localhost:8000", "Secure; SameSite=None; Partitioned"),  # a secure context
+        ("http", "localhost:8000", "Secure; SameSite=None; Partitioned"),
+        ("http", "viz.example.org", "SameSite=Lax"),  # plain http elsewhere: same-site frames only
+    ],
+)
+def test_the_app_cookie_is_as_cross_site_as_the_transport_allows(app, client, live, proto, host, kept):
+    uri = f"{live.prefix}?{TOKEN_PARAM}={entry_for(app, live.public_name)}"
+    _, header = session_cookie(ask(client, uri, proto=proto, host=host))
+    attributes = sorted(
+        a.strip() for a in header.split(";")[1:] if not a.strip().startswith(("Expires", "Max-Age"))
+    )
+    assert attributes == sorted(["HttpOnly", f"Path={live.prefix}", *kept.split("; ")])
 
 
 def test_no_token_no_entry(app, client, live):

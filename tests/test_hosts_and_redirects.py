@@ -1,9 +1,10 @@
 """The visitor's Host header and the login page's ``?next=``: what a visitor
 sends that ends up in a URL the site hands back.
 
-* The iframe URL of a local app is built from the visitor's host; a host of
-  allowed characters that is no host name is refused (400), and a header that
-  is no host at all is refused by every route before any view runs.
+* Dormouse answers only on ``TRUSTED_HOSTS``: any other Host is 400, a header
+  that is no host at all too, before any view runs; the iframe URL comes from
+  configuration (``VIZ_HOST``), never from the visitor's Host; on the apps'
+  host Dormouse shows none of its pages.
 * A failed login says the same words for an unknown user and a wrong password.
 * ``?next=`` after login only leads to a path on this site, however a browser
   would read the URL.
@@ -70,34 +71,41 @@ def running_local(site: Site, tmp_path: Path) -> Site:
     return site
 
 
-@pytest.mark.parametrize(
-    "host, expected",
-    [
-        ("example.org:8000", "example.org"),
-        ("example.org", "example.org"),
-        ("127.0.0.1:5000", "127.0.0.1"),
-        ("[::1]:8000", "[::1]"),
-    ],
-)
-def test_status_url_uses_the_visitors_host(running_local: Site, host: str, expected: str) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1:5000", "[::1]:8000", "dormouse.localhost:8000", "localhost"])
+def test_the_iframe_url_comes_from_configuration(running_local: Site, host: str) -> None:
     client = running_local.client()
     data = client.get("/alice/wave/viz/status", headers={**JSON, "Host": host}).get_json()
-    assert data["status"] == "running" and data["url"] == f"http://{expected}:{PORT}{PATH}"
+    assert data["status"] == "running" and data["url"] == f"http://viz.dormouse.localhost:8000{PATH}"
+    partial = client.get("/alice/wave/viz/status", headers={**HX, "Host": host}).get_data(as_text=True)
+    src = re.search(r'<iframe class="viz-frame" src="([^"]+)"', partial)
+    assert src and src.group(1).startswith(f"http://viz.dormouse.localhost:8000{PATH}?dormouse_token=")
 
 
-# Host values Werkzeug passes on (allowed characters) that are no host name:
-# LocalBackend.url refuses them, and the status endpoint answers 400.
-BAD_HOSTS = ["-evil.org", "evil-.org", ".evil.org", "a..b", "..", "evil..org:80", "a" * 300]
+# Host values that are no host Dormouse is configured for, however well formed.
+BAD_HOSTS = ["example.org", "evil.com:8000", "-evil.org", "evil-.org", ".evil.org", "a..b", "..",
+             "evil..org:80", "a" * 300, "dormouse.localhost.evil.com"]  # fmt: skip
 
 
 @pytest.mark.parametrize("host", BAD_HOSTS)
-def test_a_bad_host_on_status_is_400(running_local: Site, host: str) -> None:
+def test_an_untrusted_host_is_400(running_local: Site, host: str) -> None:
     client = running_local.client()
     response = client.get("/alice/wave/viz/status", headers={**JSON, "Host": host})
     assert response.status_code == 400, response.get_data(as_text=True)
-    assert response.get_json() == {"error": "The request could not be understood.", "status": 400}
-    partial = client.get("/alice/wave/viz/status", headers={**HX, "Host": host})
-    assert partial.status_code == 400 and 'id="viz-status"' in partial.get_data(as_text=True)
+    assert "could not be understood" in response.get_data(as_text=True)
+    for path in ("/", "/login"):
+        assert client.get(path, headers={"Host": host}).status_code == 400
+    if host in ("example.org", "evil.com:8000", "dormouse.localhost.evil.com"):
+        # Machines that ask by any (well-formed) name: Traefik's forwardAuth, health probes.
+        assert client.get("/healthz", headers={"Host": host}).status_code == 200
+        assert client.get("/_auth/viz", headers={"Host": host}).status_code == 401
+
+
+def test_the_apps_host_shows_no_page_of_dormouse(running_local: Site) -> None:
+    client = running_local.client()
+    for path in ("/", "/login", "/alice/wave/viz/", PATH):
+        response = client.get(path, headers={"Host": "viz.dormouse.localhost:8000"})
+        assert response.status_code == 404 and response.mimetype == "text/plain", path
+        assert "Set-Cookie" not in response.headers and "<" not in response.get_data(as_text=True)
 
 
 # Host values with characters no host has: Werkzeug reads them as an empty
@@ -109,7 +117,7 @@ GARBAGE_HOSTS = ["evil host", "exa mple.org:80", 'x"onload=1', "evil.com/x", "a_
 @pytest.mark.parametrize("host", GARBAGE_HOSTS)
 def test_a_garbage_host_is_400_everywhere_and_never_reflected(running_local: Site, host: str) -> None:
     client = running_local.client()
-    for path in ("/", "/alice/wave/viz/status", "/login", "/healthz"):
+    for path in ("/", "/alice/wave/viz/status", "/login", "/healthz", "/_auth/viz"):
         for headers in (JSON, HX):
             response = client.get(path, headers={**headers, "Host": host})
             assert response.status_code == 400, (path, response.status_code)

@@ -16,6 +16,7 @@ from app import lifecycle, sweep
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow
+from app.traefik_config import AUTH_MIDDLEWARE
 from tests import kubelet
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_spec, make_user
 from tests.waiting import wait_for
@@ -96,6 +97,11 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     }
     secret = kube_tier.core.read_namespaced_secret(name, kube_tier.namespace, _request_timeout=10)
     assert secret.metadata.owner_references[0].kind == "Deployment"
+    # the API server kept the route's middlewares: Dormouse's gate comes first
+    route = kube_tier.custom.get_namespaced_custom_object(
+        "traefik.io", "v1alpha1", kube_tier.namespace, "ingressroutes", name, _request_timeout=10
+    )
+    assert route["spec"]["routes"][0]["middlewares"] == [{"name": AUTH_MIDDLEWARE}]
 
     # the phases come from the pod: scheduled and pulling the image
     kubelet.make_pulling(kube_tier.core, kube_tier.namespace, pod.metadata.name)

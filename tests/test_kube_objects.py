@@ -13,6 +13,7 @@ from app.backends.base import AppSpec
 from app.backends.kube_names import name_for
 from app.backends.kube_objects import (
     app_path,
+    auth_middleware,
     container_args,
     make_deployment,
     make_ingress_route,
@@ -23,6 +24,8 @@ from app.backends.kube_objects import (
 from app.backends.kube_status import pod_status
 from app.config import KubeSettings
 from app.slugs import object_name
+from app.traefik_config import AUTH_COOKIE, AUTH_MIDDLEWARE, shared_routes
+from app.views import gate
 from tests.factories import make_spec
 from tests.kube_schemas import validate
 
@@ -35,6 +38,7 @@ KUBE = KubeSettings.from_env(
     required=True,
 )
 UID = "6a1c1b9e-51a0-4b3a-9f7d-1e6f9d7c0b11"
+GATE = "http://dormouse.dormouse.svc.cluster.local:80/_auth/viz"
 
 
 SPEC_FIELDS: dict[str, object] = {
@@ -60,6 +64,7 @@ def all_manifests(s: AppSpec, kube: KubeSettings = KUBE):
         make_secret(s, name, kube),
         make_service(s, name, kube, UID),
         make_ingress_route(s, name, kube, UID),
+        auth_middleware(kube, GATE),
     ]
 
 
@@ -83,7 +88,7 @@ def test_older_traefik_group_and_scheduling_options_validate():
     pod = manifests[0]["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "viz"} and pod["tolerations"][0]["key"] == "viz"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
-    assert manifests[3]["apiVersion"] == "traefik.containo.us/v1alpha1"
+    assert manifests[3]["apiVersion"] == manifests[4]["apiVersion"] == "traefik.containo.us/v1alpha1"
 
 
 def test_the_validators_catch_mistakes():
@@ -95,6 +100,15 @@ def test_the_validators_catch_mistakes():
     del route["spec"]["routes"]
     with pytest.raises(jsonschema.ValidationError):
         validate(route)
+    middleware = auth_middleware(KUBE, GATE)
+    middleware["spec"]["forwardAuth"]["addAuthCookiesToResponse"] = AUTH_COOKIE
+    with pytest.raises(jsonschema.ValidationError):
+        validate(middleware)
+    # a field the CRD does not know: the API server would drop it without a word
+    middleware = auth_middleware(KUBE, GATE)
+    middleware["spec"]["forwardAuth"]["addAuthCookieToResponse"] = [AUTH_COOKIE]
+    with pytest.raises(jsonschema.ValidationError, match=r"\.spec\.forwardAuth\.addAuthCookieToResponse"):
+        validate(middleware)
 
 
 def test_deployment_dash():
@@ -166,7 +180,7 @@ def test_service_and_route_point_at_the_deployment():
     r = route["spec"]["routes"][0]
     assert r["match"] == "Host(`viz.example.org`) && PathPrefix(`/alice/wave/default-abc234/`)"
     assert r["services"] == [{"name": name, "port": 80}]
-    assert r["middlewares"] == [{"name": "viz-auth", "namespace": "dormouse"}]
+    assert r["middlewares"] == [{"name": AUTH_MIDDLEWARE}, {"name": "viz-auth", "namespace": "dormouse"}]
     assert route["spec"]["entryPoints"] == ["websecure"]
     assert route["spec"]["tls"] == {"certResolver": "letsencrypt"}
     for manifest in (svc, route, make_secret(s, name, KUBE) | {"metadata": svc["metadata"]}):
@@ -178,6 +192,67 @@ def test_service_and_route_point_at_the_deployment():
             "uid": UID,
             "controller": True,
         }
+
+
+@pytest.mark.parametrize(
+    "operator, after_the_gate",
+    [
+        ("", []),
+        ("ratelimit", [{"name": "ratelimit"}]),
+        (
+            "dormouse/viz-headers, ratelimit",
+            [{"name": "viz-headers", "namespace": "dormouse"}, {"name": "ratelimit"}],
+        ),
+        # the gate named again would check (and spend) one entry token twice
+        (f"{AUTH_MIDDLEWARE} dormouse-apps/{AUTH_MIDDLEWARE} ratelimit", [{"name": "ratelimit"}]),
+        (f"elsewhere/{AUTH_MIDDLEWARE}", [{"name": AUTH_MIDDLEWARE, "namespace": "elsewhere"}]),
+    ],
+)
+def test_every_route_goes_through_the_gate_first(operator, after_the_gate):
+    kube = KubeSettings.from_env(
+        {"VIZ_HOST": "viz.example.org", "K8S_NAMESPACE": "dormouse-apps", "TRAEFIK_MIDDLEWARES": operator},
+        required=True,
+    )
+    route = make_ingress_route(spec(), "n", kube, UID)
+    validate(route)
+    (r,) = route["spec"]["routes"]
+    assert r["middlewares"] == [{"name": AUTH_MIDDLEWARE}, *after_the_gate]
+
+
+def test_the_gate_middleware_lives_in_the_apps_namespace():
+    m = auth_middleware(KUBE, GATE)
+    validate(m)
+    assert m["kind"] == "Middleware" and m["apiVersion"] == KUBE.traefik_api
+    assert m["metadata"]["name"] == AUTH_MIDDLEWARE and m["metadata"]["namespace"] == KUBE.namespace
+    forward_auth = {"address": GATE, "trustForwardHeader": False, "addAuthCookiesToResponse": [AUTH_COOKIE],
+                    "maxResponseBodySize": 4096}  # fmt: skip
+    assert m["spec"] == {"forwardAuth": forward_auth}
+    assert AUTH_COOKIE == gate.COOKIE  # the cookie Traefik copies is the one the gate sets
+
+
+def test_both_providers_configure_the_gate_alike():
+    """The local backend's file provider and the cluster's Middleware differ in
+    the gate's address only."""
+    local = shared_routes(auth_url="http://127.0.0.1:8000/_auth/viz", dormouse_url="http://127.0.0.1:8000")
+    local_auth = local["http"]["middlewares"][AUTH_MIDDLEWARE]["forwardAuth"]
+    kube_auth = auth_middleware(KUBE, GATE)["spec"]["forwardAuth"]
+    assert {**local_auth, "address": None} == {**kube_auth, "address": None}
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "dormouse.dormouse.svc:80/_auth/viz",
+        "ftp://dormouse.dormouse.svc/_auth/viz",
+        "http://dormouse dormouse/_auth/viz",
+        "http://dormouse.dormouse.svc:80",
+        "http://dormouse.dormouse.svc/_auth/viz?x=1",
+        "http://dormouse.dormouse.svc/_auth/viz#x",
+    ],
+)
+def test_the_gate_address_is_an_http_url_with_a_path(address):
+    with pytest.raises(ValueError):
+        auth_middleware(KUBE, address)
 
 
 @pytest.mark.parametrize(

@@ -116,8 +116,8 @@ def test_dash_demo_starts_runs_and_calls_back(tracker: Tracker) -> None:
     st = wait_state(backend, ref)
     assert st.state == "running", st
 
-    url = backend.url(ref, "127.0.0.1:5000")
-    assert url == local_url(ref) and url.endswith("/alice/wave/x7k2p9/")
+    assert backend.url(ref) == "http://viz.dormouse.localhost:8000/alice/wave/x7k2p9/"  # through Traefik
+    url = local_url(ref)
     assert requests.get(url, timeout=10).status_code == 200
     check_dash_callback(url)
     assert backend.status(ref).state == "running"
@@ -125,18 +125,18 @@ def test_dash_demo_starts_runs_and_calls_back(tracker: Tracker) -> None:
 
 
 def test_bokeh_demo_runs_with_autoload_and_websocket(tracker: Tracker) -> None:
-    backend = tracker.backend(public_host="viz.example.org")
+    backend = tracker.backend(viz_origin="https://viz.example.org")
     ref = tracker.create(backend, spec("bokeh", "bokeh-sliders/main.py", "bob-sliders-p4q8"))
     st = wait_state(backend, ref)
     assert st.state == "running", st
     port = json.loads(ref)["port"]
-    assert backend.url(ref, "ignored:1") == f"http://viz.example.org:{port}/bob/sliders/p4q8/bokeh-sliders"
+    assert backend.url(ref) == "https://viz.example.org/bob/sliders/p4q8/bokeh-sliders"
 
     app_url = local_url(ref)
-    check_bokeh_app(app_url, origin=f"http://127.0.0.1:{port}")
-    check_bokeh_app(app_url, origin=f"http://localhost:{port}")
-    check_bokeh_app(app_url, origin=f"http://viz.example.org:{port}")
-    check_bokeh_origin_refused(app_url, origin=f"http://evil.example.com:{port}")
+    check_bokeh_app(app_url, origin="https://viz.example.org")  # the browser, through Traefik
+    check_bokeh_app(app_url, origin=f"http://127.0.0.1:{port}")  # Dormouse's own probe
+    check_bokeh_origin_refused(app_url, origin="https://evil.example.com")
+    check_bokeh_origin_refused(app_url, origin=f"http://localhost:{port}")
     check_bokeh_origin_refused(app_url, origin="http://127.0.0.1:1")
     assert_isolated(ref)
 
@@ -284,31 +284,59 @@ REF = json.dumps({"v": 1, "name": "a-b-c", "fw": "dash", "pid": 999999, "start":
 
 
 @pytest.mark.parametrize(
-    ("public_host", "scheme", "request_host", "expected"),
+    ("viz_origin", "expected"),
     [
-        ("", "http", "example.org:8000", "http://example.org:8123/a/b/c/"),
-        ("", "http", "example.org", "http://example.org:8123/a/b/c/"),
-        ("", "http", "127.0.0.1:5000", "http://127.0.0.1:8123/a/b/c/"),
-        ("", "http", "[::1]:8000", "http://[::1]:8123/a/b/c/"),
-        ("", "http", "[2001:db8::1]", "http://[2001:db8::1]:8123/a/b/c/"),
-        ("", "http", "2001:db8::1", "http://[2001:db8::1]:8123/a/b/c/"),
-        ("viz.example.org", "https", "example.org:8000", "https://viz.example.org:8123/a/b/c/"),
-        ("::1", "http", "example.org:8000", "http://[::1]:8123/a/b/c/"),
+        ("http://viz.dormouse.localhost:8000", "http://viz.dormouse.localhost:8000/a/b/c/"),
+        ("https://viz.example.org", "https://viz.example.org/a/b/c/"),
     ],
 )
-def test_url(tmp_path: Path, public_host: str, scheme: str, request_host: str, expected: str) -> None:
-    backend = LocalBackend(EXAMPLES, tmp_path, public_host=public_host, scheme=scheme)
-    assert backend.url(REF, request_host) == expected
+def test_url_is_the_apps_host_never_the_apps_port(tmp_path: Path, viz_origin: str, expected: str) -> None:
+    backend = LocalBackend(EXAMPLES, tmp_path, viz_origin=viz_origin)
+    assert backend.url(REF) == expected
 
 
-def test_url_rejects_odd_hosts_and_refs(tmp_path: Path) -> None:
+def test_url_rejects_odd_origins_and_refs(tmp_path: Path) -> None:
+    for origin in ("viz.example.org", "ftp://viz.example.org", "http://viz.example.org/x", "http://a b",
+                   "http://viz.example.org`)"):  # fmt: skip
+        with pytest.raises(ValueError):
+            LocalBackend(EXAMPLES, tmp_path, viz_origin=origin)
     backend = LocalBackend(EXAMPLES, tmp_path)
-    for host in ("evil.com/x", "a b", 'x"onload=1', "[::1"):
-        with pytest.raises(BackendError):
-            backend.url(REF, host)
     with pytest.raises(BackendError):
-        backend.url("not json", "example.org")
+        backend.url("not json")
     assert backend.status("not json").state == "gone"
     assert backend.status(REF).state == "gone"  # no such process
     backend.stop("not json")
     backend.stop(REF)
+
+
+def test_each_deployment_has_its_traefik_route_while_it_runs(tracker: Tracker, tmp_path: Path) -> None:
+    routes = tmp_path / "routes"
+    backend = tracker.backend(routes_dir=routes, viz_origin="http://viz.example.org:8000")
+    ref = tracker.create(backend, spec("dash", "dash-wave/app.py", "alice-wave-x7k2p9", callable="server"))
+    port = json.loads(ref)["port"]
+    doc = json.loads((routes / "alice-wave-x7k2p9.yml").read_text())
+    router = doc["http"]["routers"]["alice-wave-x7k2p9"]
+    assert router["rule"] == "Host(`viz.example.org`) && PathPrefix(`/alice/wave/x7k2p9/`)"
+    assert router["middlewares"] == ["dormouse-auth@file"]  # every request is asked about
+    servers = doc["http"]["services"]["alice-wave-x7k2p9"]["loadBalancer"]["servers"]
+    assert servers == [{"url": f"http://127.0.0.1:{port}"}]  # loopback only
+    assert not [p for p in routes.iterdir() if p.name.startswith(".")]  # written atomically
+
+    (routes / "carol-gone-a1.yml").write_text("{}")  # left by a crash: routes to nothing
+    (routes / "_dormouse.yml").write_text("{}")  # the front door's own file
+    assert set(backend.list()) == {"alice-wave-x7k2p9"}
+    assert sorted(p.name for p in routes.iterdir()) == ["_dormouse.yml", "alice-wave-x7k2p9.yml"]
+
+    backend.stop(ref)
+    assert sorted(p.name for p in routes.iterdir()) == ["_dormouse.yml"]
+
+
+def test_apps_listen_on_loopback_only(tracker: Tracker) -> None:
+    backend = tracker.backend()
+    ref = tracker.create(backend, spec("dash", "dash-wave/app.py", callable="server"))
+    assert wait_state(backend, ref).state == "running"
+    port = json.loads(ref)["port"]
+    listeners = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    listening = [ln.split()[1] for ln in listeners if ln.split()[3] == "0A"]  # state LISTEN
+    mine = [address for address in listening if address.endswith(f":{port:04X}")]
+    assert mine == [f"0100007F:{port:04X}"], mine  # 127.0.0.1, never 0.0.0.0

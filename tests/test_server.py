@@ -1,9 +1,12 @@
-"""The product as `make run` serves it: gunicorn, the scheduler, real apps.
+"""The product as `make run` serves it: the front door (Traefik on one port,
+gunicorn behind it), the scheduler, real apps.
 
-Starts gunicorn with tiny idle limits, visits the demos over real HTTP (session
-cookie and CSRF token as a browser has them), lets the in-process scheduler
-spin one down, keeps another alive with pings, kills the server and checks no
-app outlives it, then restarts it and sees the lost deployment marked.
+Starts the server with tiny idle limits, visits the demos over real HTTP
+(session cookie and CSRF token as a browser has them), opens an app through
+Traefik with its entry token, lets the in-process scheduler spin one down,
+keeps another alive with pings, kills the server's main process outright and
+checks that neither Traefik nor gunicorn nor any app outlives it, then
+restarts it and sees the lost deployment marked.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import json
 import os
 import signal
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import requests
 
 from app.backends.local import group_alive
+from app.backends.local_watchdog import proc_stat
+from tests.appchecks import enter
 from tests.serving import JSON, REQUEST_TIMEOUT, LiveServer, serve, start_app
 from tests.waiting import wait_for
 
@@ -42,6 +48,25 @@ def only_pgid(server: LiveServer) -> int:
     return json.loads(record.read_text())["pid"]
 
 
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (st := proc_stat(int(entry.name))) and st[0] not in "ZX":
+            try:
+                ppid = int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    st = proc_stat(pid)
+    return st is not None and st[0] not in "ZX"
+
+
 def when(answer: dict, *keys: str) -> datetime:
     """The latest of the status answer's timestamps ``keys`` that are set."""
     return max(datetime.fromisoformat(answer[key]) for key in keys if answer[key])
@@ -60,7 +85,11 @@ def test_served_product_spins_apps_up_and_down_and_leaves_no_orphans(server):
     running = server.wait(
         lambda: (s := server.status("/demo/dash-wave/"))["status"] == "running" and s, 90, "dash-wave to run"
     )
-    assert requests.get(running["url"], timeout=REQUEST_TIMEOUT).status_code == 200
+    assert running["url"].startswith(f"{server.viz}/demo/dash-wave/")  # the apps' host, one port
+    # through Traefik only with a token: none is 401, and the app never sees the request
+    assert requests.get(running["url"], timeout=REQUEST_TIMEOUT).status_code == 401
+    app_url, app_session = enter(server.frame_url("/demo/dash-wave/", browser))
+    assert app_session.get(f"{app_url}_dash-layout", timeout=REQUEST_TIMEOUT).status_code == 200
     first_pgid = only_pgid(server)
 
     # nobody pings: the in-process scheduler stops it within a few sweeps
@@ -108,10 +137,15 @@ def test_served_product_spins_apps_up_and_down_and_leaves_no_orphans(server):
     second_pgid = only_pgid(server)
     assert group_alive(second_pgid)
 
-    # the server dies hard: its apps follow
-    os.killpg(proc.pid, signal.SIGKILL)
+    # the server's main process dies hard: Traefik, gunicorn and the apps follow
+    helpers = children(proc.pid)
+    assert len(helpers) == 2, helpers  # Traefik and gunicorn's master
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
+    wait_for(lambda: not any(alive(pid) for pid in helpers), 30, "Traefik and gunicorn to exit")
     wait_for(lambda: not group_alive(second_pgid), 15, "the app to exit after the server died")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.base}/healthz", timeout=5)  # nothing listens on the port
 
     # after a restart, the deployment whose process is gone is marked stopped
     server.launch()

@@ -20,7 +20,7 @@ def test_a_deployment_is_one_router_behind_the_shared_auth_and_one_service():
             "routers": {
                 "alice-wave-default-abc234": {
                     "rule": "Host(`viz.example.org`) && PathPrefix(`/alice/wave/default-abc234/`)",
-                    "entryPoints": ["web"],
+                    "entryPoints": ["web", "internal"],  # internal: Dormouse's readiness probe
                     "service": "alice-wave-default-abc234",
                     "middlewares": ["dormouse-auth@file"],
                 }
@@ -37,16 +37,42 @@ def test_the_shared_file_asks_dormouse_and_hands_its_cookie_on():
     doc = tc.shared_routes(auth_url="http://127.0.0.1:9000/_auth/viz", dormouse_url="http://127.0.0.1:9000")
     auth = doc["http"]["middlewares"]["dormouse-auth"]["forwardAuth"]
     assert auth == {"address": "http://127.0.0.1:9000/_auth/viz", "trustForwardHeader": False,
-                    "addAuthCookiesToResponse": ["dormouse_viz"]}  # fmt: skip
+                    "addAuthCookiesToResponse": ["dormouse_viz"], "maxResponseBodySize": 4096}  # fmt: skip
     router = doc["http"]["routers"]["dormouse"]
     assert router["priority"] == 1 and router["rule"] == "PathPrefix(`/`)"  # every app route wins
 
 
-def test_the_static_config_has_one_entry_point_and_the_watched_directory():
-    doc = tc.static_config(listen="0.0.0.0:8000", routes_dir="/data/routes")
-    assert doc["entryPoints"] == {"web": {"address": "0.0.0.0:8000"}}
+def test_the_static_config_has_one_public_entry_point_and_the_watched_directory():
+    doc = tc.static_config(listen="0.0.0.0:8000", routes_dir="/data/routes", internal_listen="127.0.0.1:9001")
+    assert doc["entryPoints"] == {
+        "web": {"address": "0.0.0.0:8000"},
+        "internal": {"address": "127.0.0.1:9001"},
+    }
     assert doc["providers"] == {"file": {"directory": "/data/routes", "watch": True}}
-    assert doc["api"] == {"dashboard": False} and "ping" not in doc  # /ping stays an owner's path
+    # /ping only on the loopback entry point: on "web" it stays an owner's path
+    assert doc["api"] == {"dashboard": False} and doc["ping"] == {"entryPoint": "internal"}
+    assert "certificatesResolvers" not in doc
+
+
+def test_with_tls_web_is_https_with_lets_encrypt_and_plain_http_redirects():
+    tls = tc.Tls(listen=":8443", domains=("dormouse.example.org", "viz.example.org"), email="ops@example.org",
+                 storage="/data/traefik/acme.json")  # fmt: skip
+    doc = tc.static_config(listen=":8000", routes_dir="/r", internal_listen="127.0.0.1:9001", tls=tls)
+    web, plain = doc["entryPoints"]["web"], doc["entryPoints"]["plain"]
+    assert web["address"] == ":8443"
+    assert web["http"]["tls"] == {
+        "certResolver": "letsencrypt",
+        "domains": [{"main": "dormouse.example.org", "sans": ["viz.example.org"]}],
+    }
+    assert plain == {
+        "address": ":8000",
+        "http": {"redirections": {"entryPoint": {"to": ":443", "scheme": "https", "permanent": True}}},
+    }
+    acme = doc["certificatesResolvers"]["letsencrypt"]["acme"]
+    assert acme == {"email": "ops@example.org", "storage": "/data/traefik/acme.json",
+                    "httpChallenge": {"entryPoint": "plain"}}  # fmt: skip
+    with pytest.raises(ValueError):
+        tc.Tls(listen=":8443", domains=("bad host`)",), email="a@b.c", storage="/x")
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,11 @@ def door(tmp_path: Path) -> Iterator[FrontDoor]:
         static = tmp_path / "traefik.yml"
         static.write_text(
             traefik_config.dump(
-                traefik_config.static_config(listen=f"127.0.0.1:{port}", routes_dir=str(routes))
+                traefik_config.static_config(
+                    listen=f"127.0.0.1:{port}",
+                    routes_dir=str(routes),
+                    internal_listen=f"127.0.0.1:{free_port()}",
+                )
             )
         )
         with open(tmp_path / "traefik.log", "wb") as log:

@@ -93,7 +93,8 @@ def test_status_partial_states_and_poll_ending(client, wave, fake_backend, eager
     running = client.get("/alice/wave/viz/status", headers=HX)
     assert running.status_code == 286  # ends the poll
     html = running.get_data(as_text=True)
-    assert "<iframe" in html and "http://localhost:9999/alice/wave/" in html
+    assert "<iframe" in html and "http://viz.dormouse.localhost:9999/alice/wave/" in html
+    assert "?dormouse_token=" in html  # the iframe's one-time entry token
     assert "hx-trigger" not in html
 
 
@@ -103,7 +104,8 @@ def test_status_json(client, wave, fake_backend, eager_reads):
     fake_backend.set(fake_backend.only_ref(), "running")
     data = client.get("/alice/wave/viz/status", headers=JSON).get_json()
     assert data["status"] == "running"
-    assert data["url"].startswith("http://localhost:9999/alice/wave/")
+    assert data["url"].startswith("http://viz.dormouse.localhost:9999/alice/wave/")
+    assert "dormouse_token" not in data["url"]  # entry tokens are handed out with the page only
     for key in ("reason", "created_at", "ready_at", "latest_load_at", "latest_ping_at"):
         assert key in data
     assert data["ready_at"] and data["latest_load_at"] and data["latest_ping_at"] is None

@@ -16,10 +16,12 @@ def make_backend(settings: Settings) -> Backend:
             apps_dir=settings.apps_dir,
             run_dir=settings.instance_path / "deployments",
             bind_host=settings.local_bind_host,
-            public_host=settings.local_public_host,
+            viz_origin=settings.viz_origin,
+            routes_dir=settings.instance_path / "traefik" / "routes",
+            traefik_url=settings.traefik_internal_url,
             port_min=settings.local_port_min,
             port_max=settings.local_port_max,
-            scheme=settings.local_scheme,
+            run_as=settings.local_run_as,
         )
     if settings.backend == "kubernetes":
         from .kube import KubeBackend

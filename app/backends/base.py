@@ -85,7 +85,6 @@ class Backend(Protocol):
         ``create`` is called, so a deployment being created is never mistaken
         for an orphan)."""
 
-    def url(self, ref: str, request_host: str) -> str:
-        """The URL the visitor's iframe loads. ``request_host`` is the Host the
-        visitor used to reach Dormouse (``example.org:8000``), so the local
-        backend can point the browser at the same machine."""
+    def url(self, ref: str) -> str:
+        """The URL the visitor's iframe loads: the app's path on the apps' host
+        (``VIZ_HOST``), from configuration only, never from a request."""

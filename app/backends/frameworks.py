@@ -62,8 +62,7 @@ class LocalHost:
     bind_host: str  # the address to listen on, as configured
     bind: str  # "host:port" for a --bind option, an IPv6 literal in brackets
     port: int
-    origins: tuple[str, ...]  # "host:port" the app's page may be loaded from
-    named: bool  # False: listening everywhere with no public host, origins are a guess
+    origins: tuple[str, ...]  # "host[:port]" the app's page may be loaded from
     stop_grace: float
 
     @property
@@ -197,12 +196,6 @@ def bokeh_launch(spec: AppSpec, target: Path, host: LocalHost) -> Launch:
         raise BackendError(f"A Bokeh source must be a directory or a .py file, not {spec.source!r}.")
     if not is_app_segment(app_name):
         raise BackendError(f"Bokeh app name {app_name!r} cannot be used in a URL.")
-    if not host.named:
-        log.warning(
-            "no public host set: browsers reaching %s by another name than "
-            "localhost will be refused its websocket",
-            spec.deployment_name,
-        )
     argv = [
         *host.interpreter, "-m", "bokeh", "serve", str(target), "--address", host.bind_host,
         "--port", str(host.port), "--prefix", spec.prefix, "--num-procs", "1",

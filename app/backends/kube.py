@@ -217,5 +217,5 @@ class KubeBackend:
         return found
 
     # --------------------------------------------------------------------- url
-    def url(self, ref: str, request_host: str) -> str:
+    def url(self, ref: str) -> str:
         return f"{self.kube.viz_scheme}://{self.kube.viz_host}{self._parse(ref)['path']}"

@@ -5,16 +5,20 @@ returns a plain dict, ready for the ``kubernetes`` client; nothing here does
 I/O. The builders apply each framework's details, asked of its entry in
 :mod:`app.backends.frameworks` (Dash's prefix variables, Bokeh's ``--prefix``
 and ``--allow-websocket-origin``), so app authors never set them.
+
+Every app's IngressRoute goes through Dormouse's forwardAuth Middleware
+(:func:`auth_middleware`) first, then the operator's ``TRAEFIK_MIDDLEWARES``.
 """
 
 from __future__ import annotations
 
 import shlex
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import KubeSettings
-from ..slugs import is_prefix
-from ..traefik_config import route_rule
+from ..slugs import is_hostname, is_prefix
+from ..traefik_config import AUTH_MIDDLEWARE, forward_auth, route_rule
 from . import frameworks
 from .base import AppSpec
 from .kube_names import labels_for, selector_labels
@@ -174,17 +178,57 @@ def make_service(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -
     }
 
 
+def auth_middleware(kube: KubeSettings, address: str) -> Manifest:
+    """The forwardAuth Middleware in front of every app: Traefik asks Dormouse's
+    gate at ``address`` (its ``/_auth/viz`` on Dormouse's Service) about each
+    request, and copies the gate's cookie to the browser on the first one.
+
+    It lives in the apps namespace, so routes name it without a cross-namespace
+    reference. ``k8s/`` ships it (the operator's object, like Dormouse's own
+    Service it points at); tests/test_k8s_dir.py holds that file to this."""
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or not is_hostname(parts.hostname or ""):
+        raise ValueError(f"not an http(s) address: {address!r}")
+    if not parts.path.startswith("/") or parts.query or parts.fragment:
+        raise ValueError(f"the gate's address has a path and nothing after it, not {address!r}")
+    return {
+        "apiVersion": kube.traefik_api,
+        "kind": "Middleware",
+        "metadata": {
+            "name": AUTH_MIDDLEWARE,
+            "namespace": kube.namespace,
+            "labels": {
+                "app.kubernetes.io/name": "dormouse",
+                "app.kubernetes.io/component": "auth",
+                "app.kubernetes.io/part-of": "dormouse",
+            },
+        },
+        "spec": {"forwardAuth": forward_auth(address)},
+    }
+
+
+def middleware_refs(kube: KubeSettings) -> list[dict[str, str]]:
+    """An IngressRoute's middlewares: the gate first (same namespace, by name),
+    then ``TRAEFIK_MIDDLEWARES`` (``name`` or ``namespace/name``) in order.
+    The gate named there again is left out: a second check would present the
+    one-time entry token twice and be refused."""
+    refs = [{"name": AUTH_MIDDLEWARE}]
+    for m in kube.middlewares:
+        name = m.split("/")[-1]
+        namespace = m.split("/")[0] if "/" in m else None
+        if name == AUTH_MIDDLEWARE and namespace in (None, kube.namespace):
+            continue
+        refs.append({"name": name, **({"namespace": namespace} if namespace else {})})
+    return refs
+
+
 def make_ingress_route(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -> Manifest:
     route: dict[str, Any] = {
         "kind": "Rule",
         "match": route_rule(kube.viz_host, _checked_prefix(spec)),
         "services": [{"name": name, "port": SERVICE_PORT}],
+        "middlewares": middleware_refs(kube),
     }
-    if kube.middlewares:
-        route["middlewares"] = [
-            {"name": m.split("/")[-1], **({"namespace": m.split("/")[0]} if "/" in m else {})}
-            for m in kube.middlewares
-        ]
     return {
         "apiVersion": kube.traefik_api,
         "kind": "IngressRoute",

@@ -1,9 +1,10 @@
 """Local process backend: runs each deployment as a process group on this host.
 
-Every deployment is a small process tree in its own process group::
+Every deployment is a small process tree in its own process group, listening
+on a loopback port only::
 
     local_watchdog.py  (group leader; its pid is the group id)
-      `- gunicorn --bind HOST:PORT ... module:callable   (Dash)
+      `- gunicorn --bind 127.0.0.1:PORT ... module:callable   (Dash)
          `- gunicorn worker
       or
       `- bokeh serve <app> --prefix PREFIX --port PORT ... (Bokeh)
@@ -14,6 +15,11 @@ code in ``run_dir/<deployment_name>.exit`` when the app dies by itself. The
 app's output goes to ``run_dir/<deployment_name>.log``; the ref is also kept in
 ``run_dir/<deployment_name>.json`` so :meth:`LocalBackend.list` finds groups
 started by an earlier Dormouse process.
+
+Browsers reach an app only through Traefik (see :mod:`app.front_door`): for
+every deployment this backend writes ``routes_dir/<deployment_name>.yml``, a
+file-provider router on ``Host(VIZ_HOST) && PathPrefix(prefix)`` to the app's
+loopback port behind Dormouse's forwardAuth check, and removes it on stop.
 
 How each framework is launched and where its app answers is asked of its
 entry in :mod:`app.backends.frameworks`, through
@@ -43,11 +49,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from app import traefik_config
 from app.backends import frameworks
 from app.backends.base import AppSpec, BackendError, BackendStatus
-from app.backends.local_commands import bind_literal, child_env, launch, locate_source, split_host
+from app.backends.local_commands import bind_literal, child_env, launch, locate_source, run_as_prefix
 from app.backends.local_watchdog import group_members, proc_stat
-from app.slugs import is_file_name, is_prefix, is_url_host
+from app.slugs import is_file_name, is_hostname, is_prefix, object_name
 
 log = logging.getLogger(__name__)
 
@@ -95,25 +102,34 @@ class LocalBackend:
         apps_dir: Path,
         run_dir: Path,
         bind_host: str = "127.0.0.1",
-        public_host: str = "",
+        viz_origin: str = "http://viz.dormouse.localhost:8000",
+        routes_dir: Path | None = None,
+        traefik_url: str = "",
         port_min: int = 8100,
         port_max: int = 8299,
-        scheme: str = "http",
         watch_pid: int | None = None,
         stop_grace: float = 5.0,
         python: str = sys.executable,
+        run_as: str = "",
     ) -> None:
         if not 0 < port_min <= port_max < 65536:
             raise ValueError(f"bad port range {port_min}-{port_max}")
+        viz = urllib.parse.urlsplit(viz_origin)
+        if viz.scheme not in ("http", "https") or not is_hostname(viz.hostname or "") or viz.path:
+            raise ValueError(f"bad apps origin {viz_origin!r}")
         self.apps_dir = Path(apps_dir).resolve()
         self.run_dir = Path(run_dir)
         self.bind_host = bind_host
-        self.public_host = public_host
+        self.viz_origin = viz_origin
+        self.viz_host = viz.hostname or ""
+        self.viz_authority = viz.netloc
+        self.routes_dir = Path(routes_dir) if routes_dir else None
+        self.traefik_url = traefik_url
         self.port_min, self.port_max = port_min, port_max
-        self.scheme = scheme
         self.watch_pid = watch_pid
         self.stop_grace = stop_grace
         self.python = python
+        self.run_as = run_as  # LOCAL_RUN_AS: the user apps run as ("" = ours)
         self._lock = threading.Lock()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._held_ports: dict[int, float] = {}
@@ -141,7 +157,7 @@ class LocalBackend:
             python=self.python,
             bind_host=self.bind_host,
             port=port,
-            public_host=self.public_host,
+            viz_authority=self.viz_authority,
             stop_grace=self.stop_grace,
         )
         cmd, cwd, app_path = run.argv, run.cwd, run.app_path
@@ -155,8 +171,10 @@ class LocalBackend:
         watch = self.watch_pid or _env_pid("DORMOUSE_SUPERVISOR_PID") or os.getpid()
         argv = [
             self.python, "-I", str(WATCHDOG), "--watch-pid", str(watch),
-            "--exit-file", str(exit_file), "--grace", str(self.stop_grace), "--", *cmd,
+            "--exit-file", str(exit_file), "--grace", str(self.stop_grace),
+            "--", *run_as_prefix(self.run_as), *cmd,
         ]  # fmt: skip
+        self._write_route(spec, port)
         try:
             with open(log_file, "wb") as out:
                 proc = subprocess.Popen(
@@ -164,6 +182,7 @@ class LocalBackend:
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
         except (OSError, ValueError) as exc:
+            self._remove_route(name)
             raise BackendError(f"Could not start the app: {exc}") from exc
         st = proc_stat(proc.pid)
         ref = json.dumps(
@@ -225,9 +244,7 @@ class LocalBackend:
             return BackendStatus("gone", reason="The app's process is not running.")
         fw = frameworks.FRAMEWORKS.get(r["fw"])
         server = fw.badge if fw else "app"
-        check_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(
-            self.bind_host, bind_literal(self.bind_host)
-        )
+        check_host = bind_literal(self.bind_host)
         try:
             with _PROBE.open(f"http://{check_host}:{r['port']}{r['path']}", timeout=1.0) as resp:
                 http_code = resp.status
@@ -244,12 +261,30 @@ class LocalBackend:
                 error = self._log_tail(r, fw.log_error)
                 if error:
                     return BackendStatus("failed", reason=f"The app raised an error:\n{error}")
+            if not self._routed(r):
+                return BackendStatus("starting", phase="Opening the app's route")
             return BackendStatus("running")
         if http_code == 500:
             return BackendStatus(
                 "failed", reason=f"The app answered HTTP 500. End of its log:\n{self._log_tail(r)}"
             )
         return BackendStatus("starting", phase=f"Waiting for the app to answer (HTTP {http_code})")
+
+    def _routed(self, r: dict[str, Any]) -> bool:
+        """Whether Traefik has picked up the app's route (it reads a new file
+        within about 2 s): asked on its loopback entry point without a token,
+        a live route answers the gate's 401; no route yet, Traefik's own 404.
+        Without a front door (``traefik_url`` empty) there is nothing to wait for."""
+        if not self.traefik_url:
+            return True
+        request = urllib.request.Request(self.traefik_url + r["path"], headers={"Host": self.viz_host})
+        try:
+            with _PROBE.open(request, timeout=1.0) as resp:
+                return resp.status != 404
+        except urllib.error.HTTPError as exc:
+            return exc.code != 404
+        except (OSError, ValueError):
+            return False
 
     def _exit_code(self, r: dict[str, Any]) -> int | None:
         try:
@@ -301,6 +336,7 @@ class LocalBackend:
             path = self.run_dir / f"{r['name']}{suffix}"
             if suffix == ".exit" or self._read_ref(path).get("pid") == pgid:
                 path.unlink(missing_ok=True)
+        self._remove_route(r["name"])
 
     def _signal_and_wait(self, pgid: int, sig: int, timeout: float) -> bool:
         try:
@@ -328,18 +364,41 @@ class LocalBackend:
                 refs[r["name"]] = record.read_text(encoding="utf-8")
             else:
                 record.unlink(missing_ok=True)
+        if self.routes_dir is not None:  # routes to nothing left by a crash or a reboot
+            for route in self.routes_dir.glob("*.yml"):
+                if route.stem not in refs and not route.name.startswith("_"):
+                    route.unlink(missing_ok=True)
         return refs
 
     # --------------------------------------------------------------------- url
-    def url(self, ref: str, request_host: str) -> str:
-        """``scheme://host:port/app/path`` for the visitor's iframe."""
+    def url(self, ref: str) -> str:
+        """The iframe's URL: the app's path on the apps' host, through Traefik."""
         r = self._parse(ref)
         if r is None:
             raise BackendError("Unreadable deployment reference.")
-        host = split_host(self.public_host or request_host) or "localhost"
-        if not is_url_host(host):
-            raise BackendError(f"Invalid host {host!r}.")
-        return f"{self.scheme}://{host}:{r['port']}{r['path']}"
+        return f"{self.viz_origin}{r['path']}"
+
+    # ------------------------------------------------------------------ routes
+    def _write_route(self, spec: AppSpec, port: int) -> None:
+        """Traefik's route to this app (``<name>.yml`` in ``routes_dir``),
+        written atomically: Traefik's file provider picks it up in ~2 s."""
+        if self.routes_dir is None:
+            return
+        public = spec.public_name
+        doc = traefik_config.deployment_routes(
+            object_name(spec.owner, spec.title, public) if public else spec.deployment_name,
+            viz_host=self.viz_host,
+            prefix=spec.prefix,
+            app_url=f"http://{bind_literal(self.bind_host)}:{port}",
+        )
+        self.routes_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.routes_dir / f".{spec.deployment_name}.tmp"
+        tmp.write_text(traefik_config.dump(doc), encoding="utf-8")
+        tmp.replace(self.routes_dir / f"{spec.deployment_name}.yml")
+
+    def _remove_route(self, name: str) -> None:
+        if self.routes_dir is not None:
+            (self.routes_dir / f"{name}.yml").unlink(missing_ok=True)
 
     # ----------------------------------------------------------------- helpers
     def _parse(self, ref: str) -> dict[str, Any] | None:

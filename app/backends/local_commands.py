@@ -11,6 +11,9 @@ host and port the app listens on and is reached by, and the environment.
 from __future__ import annotations
 
 import os
+import pwd
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 from app import app_environment
@@ -18,7 +21,6 @@ from app.backends import frameworks
 from app.backends.base import AppSpec, BackendError
 from app.backends.frameworks import Launch, LocalHost
 
-WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 ENV_KEEP = {
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
@@ -61,21 +63,17 @@ def locate_source(apps_dir: Path, source: str | None) -> Path:
     return target
 
 
-def local_host(*, python: str, bind_host: str, public_host: str, port: int, stop_grace: float) -> LocalHost:
-    """Where an app listens, and the host:port its page may be loaded from:
-    the iframe document's origin is the app's own host:port."""
-    hosts = ["127.0.0.1", "localhost"]
-    if public_host:
-        hosts.append(split_host(public_host))
-    if bind_host not in (*WILDCARD_HOSTS, "127.0.0.1", "localhost"):
-        hosts.append(split_host(bind_host))
+def local_host(*, python: str, bind_host: str, viz_authority: str, port: int, stop_grace: float) -> LocalHost:
+    """Where an app listens (a loopback address: Traefik is the way in), and
+    the ``host[:port]`` its page may be loaded from: the apps' host as the
+    browser writes it, and the loopback address Dormouse probes."""
+    loopback = bind_literal(bind_host)
     return LocalHost(
         python=python,
         bind_host=bind_host,
-        bind=f"{bind_literal(bind_host)}:{port}",
+        bind=f"{loopback}:{port}",
         port=port,
-        origins=tuple(f"{host}:{port}" for host in dict.fromkeys(hosts)),
-        named=bool(public_host) or bind_host not in WILDCARD_HOSTS,
+        origins=tuple(dict.fromkeys((viz_authority, f"{loopback}:{port}"))),
         stop_grace=stop_grace,
     )
 
@@ -87,12 +85,12 @@ def launch(
     python: str,
     bind_host: str,
     port: int,
-    public_host: str = "",
+    viz_authority: str,
     stop_grace: float = 5.0,
 ) -> Launch:
     """The command line for ``spec``, whose source was found at ``target``."""
     host = local_host(
-        python=python, bind_host=bind_host, public_host=public_host, port=port, stop_grace=stop_grace
+        python=python, bind_host=bind_host, viz_authority=viz_authority, port=port, stop_grace=stop_grace
     )
     return frameworks.get(spec.framework).launch(spec, target, host)
 
@@ -110,3 +108,31 @@ def child_env(spec: AppSpec, parent: dict[str, str]) -> dict[str, str]:
     for name in fw.env_drop:
         env.pop(name, None)
     return env
+
+
+USER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+
+
+def run_as_prefix(user: str, lookup: Callable[[str], pwd.struct_passwd] = pwd.getpwnam) -> list[str]:
+    """The argv prefix that runs an app as ``user`` (``LOCAL_RUN_AS``; "" = as
+    Dormouse's own user, no prefix).
+
+    ``setpriv`` (util-linux) switches to the user and its primary group, leaves no
+    supplementary groups, clears every capability (inheritable and ambient, so
+    the app's exec keeps none) and sets no_new_privs (no setuid program or file
+    capability can give any back); ``env`` then gives the app the user's own
+    home. Dormouse needs CAP_SETUID and CAP_SETGID for this (the container's
+    entry point leaves it those, ambient), and CAP_KILL to stop the app."""
+    if not user:
+        return []
+    if not USER_NAME_RE.match(user):
+        raise BackendError(f"LOCAL_RUN_AS must be a user name, got {user!r}.")
+    try:
+        entry = lookup(user)
+    except KeyError:
+        raise BackendError(f"LOCAL_RUN_AS: there is no user {user!r} on this host.") from None
+    return [
+        "setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
+        "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs", "--",
+        "env", f"HOME={entry.pw_dir}", f"USER={user}", f"LOGNAME={user}",
+    ]  # fmt: skip

@@ -103,14 +103,24 @@ def reap(child: int) -> int | None:
             code = os.waitstatus_to_exitcode(status)
 
 
+def send(pid: int, sig: int) -> None:
+    """Signal ``pid`` if it is still there. An app run as another user
+    (``LOCAL_RUN_AS``) can be signalled only with CAP_KILL; without it, say so
+    rather than die and leave the app behind."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        sys.stderr.write(f"dormouse watchdog: not permitted to signal pid {pid} (needs CAP_KILL)\n")
+        sys.stderr.flush()
+
+
 def stop_group(child: int, child_code: int | None, grace: float) -> int | None:
     """TERM the rest of the group, wait up to ``grace`` s, then KILL; reap all."""
     pgid = os.getpgrp()
     for pid in group_members(pgid):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        send(pid, signal.SIGTERM)
     killed = False
     deadline = time.monotonic() + grace
     while True:
@@ -123,10 +133,7 @@ def stop_group(child: int, child_code: int | None, grace: float) -> int | None:
             if killed:  # still there 5 s after SIGKILL: nothing more to do
                 break
             for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                send(pid, signal.SIGKILL)
             killed = True
             deadline = time.monotonic() + 5.0
         time.sleep(0.05)
@@ -185,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_group(child, code, args.grace)
             return 0
         if _signalled is not None:
-            try:
-                os.kill(child, _signalled)
-            except ProcessLookupError:
-                pass
+            send(child, _signalled)
             stop_group(child, None, args.grace)
             return 0
         if polls % WATCH_EVERY == 0 and not pid_alive(args.watch_pid, watched_start):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template
+import urllib.request
+
+from flask import Blueprint, Response, abort, current_app, render_template
 from flask_login import current_user
 from sqlalchemy import or_, select, text
 
@@ -59,4 +61,19 @@ def healthz():
     except Exception:
         db.session.rollback()
         return {"status": "error", "database": "unreachable"}, 503
-    return {"status": "ok", "database": "ok"}
+    traefik = current_app.config["DORMOUSE"].traefik_internal_url
+    ping = f"{traefik}/ping" if traefik else ""
+    if ping and not traefik_answers(ping):  # under the front door, Traefik is the way in
+        return {"status": "error", "database": "ok", "traefik": "unreachable"}, 503
+    return {"status": "ok", "database": "ok", **({"traefik": "ok"} if ping else {})}
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def traefik_answers(url: str) -> bool:
+    try:
+        with _NO_PROXY.open(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False

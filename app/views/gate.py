@@ -15,12 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Blueprint, Response, request
 
 from .. import lifecycle, slugs, tokens
+from ..security import host_of
+from ..traefik_config import AUTH_COOKIE
 
 log = logging.getLogger(__name__)
 bp = Blueprint("gate", __name__)
 
 TOKEN_PARAM = "dormouse_token"
-COOKIE = "dormouse_viz"  # Traefik: addAuthCookiesToResponse: [dormouse_viz]
+COOKIE = AUTH_COOKIE  # Traefik copies it to the browser: addAuthCookiesToResponse
 
 
 def _deny(why: str) -> Response:
@@ -62,6 +64,23 @@ def check() -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.set_cookie(
         COOKIE, session, max_age=int(settings.viz_session_ttl), path=prefix, httponly=True,
-        samesite="Lax", secure=request.headers.get("X-Forwarded-Proto") == "https",
+        **cookie_policy(request.headers.get("X-Forwarded-Proto", ""),
+                        request.headers.get("X-Forwarded-Host", "")),
     )  # fmt: skip
     return response
+
+
+def cookie_policy(proto: str, host: str) -> dict[str, object]:
+    """How the app cookie is kept by a browser that shows the app in an iframe.
+
+    Where a ``Secure`` cookie can be set (HTTPS, or ``*.localhost``, which
+    browsers treat as a secure context), it is ``SameSite=None; Secure;
+    Partitioned``: kept by the iframe whether or not Dormouse's page and the
+    apps' host are the same site, and only ever in the partition of the page
+    that embeds it. Over plain HTTP elsewhere it can only be ``Lax``, which an
+    iframe keeps when Dormouse and the apps' host are the same site
+    (``example.org`` and ``viz.example.org``)."""
+    name = host_of(host)
+    if proto == "https" or name == "localhost" or name.endswith(".localhost"):
+        return {"secure": True, "samesite": "None", "partitioned": True}
+    return {"secure": False, "samesite": "Lax"}

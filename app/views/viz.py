@@ -11,15 +11,17 @@ reason and a retry button when failed, a restart button when stopped.
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, current_app, jsonify, make_response, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import lifecycle
+from .. import lifecycle, tokens
 from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
 from .gallery import visible_app
+from .gate import TOKEN_PARAM
 
 bp = Blueprint("viz", __name__, url_prefix="/<owner>/<title>/viz")
 
@@ -51,9 +53,9 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
     url = None
     if dep.status == "running" and dep.backend_ref:
         try:
-            url = lifecycle.backend().url(dep.backend_ref, request.host)
-        except BackendError:  # a Host header that cannot be a host name
-            abort(400)
+            url = lifecycle.backend().url(dep.backend_ref)
+        except BackendError:  # an unreadable ref: the next refresh finds it gone
+            url = None
     reason = dep.status_reason or ""
     if dep.status == "failed" and not may_manage(current_user, dep.app):
         reason = NOT_STARTED  # the app's output is for its owner and admins only
@@ -73,6 +75,22 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
     }
 
 
+def _viewer() -> str:
+    return f"user:{current_user.id}" if current_user.is_authenticated else "anonymous"
+
+
+def _entry_url(url: str, public_name: str) -> str:
+    """The iframe's URL with a one-time entry token for this viewer (only the
+    page's partial carries one: the visitor was just checked by
+    :func:`visible_app`); Traefik's forwardAuth exchanges it for a cookie."""
+    settings = current_app.config["DORMOUSE"]
+    token = tokens.issue(
+        settings.jwt_keys, public_name=public_name, subject=_viewer(), kind=tokens.ENTRY,
+        ttl=settings.viz_token_ttl,
+    )  # fmt: skip
+    return f"{url}?{urlencode({TOKEN_PARAM: token})}"
+
+
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and "HX-Request" not in request.headers
@@ -84,9 +102,14 @@ def status_response(app: VizApp, dep: Deployment | None) -> Response:
         response = jsonify(payload)
     else:
         settings = current_app.config["DORMOUSE"]
+        frame_url = _entry_url(payload["url"], str(payload["public_name"])) if payload["url"] else None
         response = make_response(
             render_template(
-                "partials/viz_status.html", app=app, s=payload, poll_interval=settings.status_poll_interval
+                "partials/viz_status.html",
+                app=app,
+                s=payload,
+                frame_url=frame_url,
+                poll_interval=settings.status_poll_interval,
             )
         )
         if payload["status"] != "starting" and request.headers.get("HX-Request"):
