@@ -192,6 +192,7 @@ class FrontDoor:
             self._restart_at = None
             self.restarts += 1
             self.start_traefik()
+            self._traefik_since = now
         return None
 
     def run(self) -> int:
