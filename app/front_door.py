@@ -79,6 +79,22 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return setup
 
 
+def without_capabilities(argv: list[str], status: str | None = None) -> list[str]:
+    """``argv`` run with none of this process's ambient capabilities (in the
+    image Dormouse keeps SETUID, SETGID and KILL to run apps as another user;
+    Traefik needs none of them)."""
+    if status is None:
+        try:
+            status = Path("/proc/self/status").read_text()
+        except OSError:
+            return argv
+    ambient = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("CapAmb:")), "0")
+    setpriv = shutil.which("setpriv")
+    if int(ambient, 16) == 0 or not setpriv:
+        return argv
+    return [setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--", *argv]
+
+
 def _listen(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -153,7 +169,8 @@ class FrontDoor:
         }
 
     def start_traefik(self) -> None:
-        self.traefik = self._spawn([traefik_binary(), f"--configFile={self.static_file}"], dict(os.environ))
+        argv = without_capabilities([traefik_binary(), f"--configFile={self.static_file}"])
+        self.traefik = self._spawn(argv, dict(os.environ))
         self._traefik_since = time.monotonic()
         where = _listen(self.front.host, self.front.port)
         log.info("traefik (pid %d) listening on %s", self.traefik.pid, where)

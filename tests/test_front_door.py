@@ -20,7 +20,7 @@ import requests
 import urllib3
 
 from app.config import FrontDoorSettings
-from app.front_door import FrontDoor
+from app.front_door import FrontDoor, without_capabilities
 from tests.factories import build_app, make_settings
 from tests.processes import LAUNCHED_GROUPS, stop_group
 from tests.serving import REPO, free_port, serve
@@ -156,3 +156,13 @@ def test_with_tls_traefik_serves_https_and_redirects_http(tls_door) -> None:
         f"{secure}/x/y/z/", headers={"Host": "viz.dormouse.localhost"}, verify=False, timeout=10
     )
     assert viz.status_code == 404 and viz.headers["Content-Type"].startswith("text/plain")
+
+
+def test_traefik_gets_none_of_dormouses_capabilities() -> None:
+    argv = ["/venv/bin/traefik", "--configFile=x"]
+    plain = "Name:\tpython\nCapInh:\t0000000000000000\nCapAmb:\t0000000000000000\n"
+    assert without_capabilities(argv, plain) == argv
+    image = "Name:\tpython\nCapInh:\t00000000000000e0\nCapAmb:\t00000000000000e0\n"  # the container
+    dropped = without_capabilities(argv, image)
+    assert dropped[0].endswith("setpriv") and dropped[1:4] == ["--inh-caps=-all", "--ambient-caps=-all", "--"]
+    assert dropped[4:] == argv
