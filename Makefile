@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run dev lint lint-fix test clean
+.PHONY: install run dev lint lint-fix test bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Dormouse needs Python 3.11 or newer")'
@@ -44,6 +44,10 @@ test: lint
 	trap 'scripts/test-postgres.sh stop $$$$' EXIT; trap 'exit 130' INT TERM HUP; \
 	url="$$(scripts/test-postgres.sh start $$$$)" && \
 	TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Measurements, not tests: each prints a ratio against a baseline of the same run (docs/performance.md).
+bench: install
+	$(BIN)/python bench/forward_auth.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from flask import Flask, Response, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 
 from .backends.local_commands import split_host
 
 # Asked by machines, not browsers, by whatever name reaches them: Traefik's
 # forwardAuth (the internal address) and health probes (a pod's IP).
 ANY_HOST_ENDPOINTS = frozenset({"gate.check", "gallery.healthz"})
+GATE_PATH = "/_auth/viz"
 NOT_HERE = "No app is being served at this address now. Reload the page that showed it.\n"
 
 
@@ -48,5 +50,17 @@ def check_host() -> Response | None:
     return None
 
 
+class SessionsForPeople(SecureCookieSessionInterface):
+    """Flask's cookie session, left unopened for the gate: Traefik asks it
+    about every app request and it needs no session (nor the signer that
+    opening one builds)."""
+
+    def open_session(self, app: Flask, request):  # type: ignore[no-untyped-def, override]
+        if request.path == GATE_PATH:
+            return None  # Flask uses a null session, and saves nothing
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     app.before_request(check_host)
+    app.session_interface = SessionsForPeople()

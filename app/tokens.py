@@ -20,6 +20,7 @@ algorithm is pinned, so ``alg: none`` or a key-confusion token never passes.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ ISSUER = "dormouse"
 ENTRY, SESSION = "entry", "session"
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti"]
 LEEWAY = 5  # seconds of clock skew tolerated between replicas
+SESSION_CACHE_SIZE = 4096  # app cookies remembered as checked, per worker
 
 Keys = tuple[tuple[str, str], ...]  # (key id, secret); the first signs
 
@@ -100,6 +102,24 @@ def verify(keys: Keys, token: str, *, public_name: str, kind: str) -> Claims:
         deployment=public_name, subject=str(claims["sub"]), kind=kind, jti=str(claims["jti"]),
         expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=SESSION_CACHE_SIZE)
+def _checked_session(keys: Keys, token: str, public_name: str) -> Claims:
+    return verify(keys, token, public_name=public_name, kind=SESSION)
+
+
+def verify_session(keys: Keys, token: str, *, public_name: str, now: datetime | None = None) -> Claims:
+    """:func:`verify` for the app cookie on every request of an iframe, with
+    an in-memory memo of the cookies already checked in full: a cookie seen
+    before costs a dict lookup and an expiry check. Only tokens that passed
+    are remembered (a failure raises, and is not cached), so forged cookies
+    cannot fill the memo; the keys are part of its key, so a rotated-out key
+    stops verifying at once."""
+    claims = _checked_session(keys, token, public_name)
+    if (now or utcnow()) > claims.expires_at + timedelta(seconds=LEEWAY):
+        raise TokenError("ExpiredSignatureError: Signature has expired")
+    return claims
 
 
 def consume(claims: Claims) -> bool:

@@ -95,3 +95,24 @@ def test_an_entry_token_is_consumed_once_and_forgotten_after_it_expires(any_app)
     assert tokens.forget_expired(utcnow()) == 0  # not expired yet: kept
     assert tokens.forget_expired(utcnow() + timedelta(seconds=60)) == 1
     assert db.session.get(UsedToken, claims.jti) is None
+
+
+def test_app_cookies_are_remembered_once_checked_but_still_expire_and_rotate_out():
+    now = utcnow()
+    session = tokens.issue(
+        KEYS, public_name=PUBLIC, subject="anonymous", kind=tokens.SESSION, ttl=60, now=now
+    )
+    before = tokens._checked_session.cache_info().hits
+    for _ in range(3):
+        assert tokens.verify_session(KEYS, session, public_name=PUBLIC, now=now).subject == "anonymous"
+    assert tokens._checked_session.cache_info().hits == before + 2  # checked in full once
+    with pytest.raises(tokens.TokenError, match="expired"):  # remembered, yet expired
+        tokens.verify_session(KEYS, session, public_name=PUBLIC, now=now + timedelta(seconds=60 + 6))
+    with pytest.raises(tokens.TokenError):  # its key rotated out: refused at once
+        tokens.verify_session((("k9", "c" * 40),), session, public_name=PUBLIC, now=now)
+    with pytest.raises(tokens.TokenError):  # bound to its deployment
+        tokens.verify_session(KEYS, session, public_name="default-other1", now=now)
+    entry = tokens.issue(KEYS, public_name=PUBLIC, subject="anonymous", kind=tokens.ENTRY, ttl=60, now=now)
+    for _ in range(2):  # refused every time: failures are never remembered
+        with pytest.raises(tokens.TokenError, match="entry"):
+            tokens.verify_session(KEYS, entry, public_name=PUBLIC, now=now)

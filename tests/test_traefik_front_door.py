@@ -10,6 +10,7 @@ removes its route; every other request goes to Dormouse's own pages.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -188,3 +189,36 @@ def test_a_removed_route_is_gone_and_dormouse_serves_the_rest(door: FrontDoor) -
     assert _App.hits == []
     gallery = door.get("/", host="dormouse.localhost")
     assert gallery.status_code == 200 and "alice/wave" in gallery.text
+
+
+def raw_get(door: FrontDoor, path: str, cookie: str) -> int:
+    """A request with ``path`` sent exactly as written (no client-side path clean-up)."""
+    host, port = door.base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", VIZ_HOST)
+        conn.putheader("Cookie", f"{traefik_config.AUTH_COOKIE}={cookie}")
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_dot_segments_never_carry_one_apps_cookie_into_another(door: FrontDoor) -> None:
+    prefix, _, entry = live_deployment(door, "wave")
+    other, _, other_entry = live_deployment(door, "secret")
+    door.route("alice-wave", prefix)
+    door.route("alice-secret", other)
+    wait_for(lambda: door.get(other).status_code == 401, 30, "the routes to appear")
+    assert door.get(f"{prefix}?dormouse_token={other_entry}").status_code == 401  # another app's token
+    cookie = door.get(f"{prefix}?dormouse_token={entry}").cookies[traefik_config.AUTH_COOKIE]
+    _App.hits = []
+    escape = "../../" + other.strip("/").split("/", 1)[1] + "/"  # from wave's prefix into secret's
+    for path in (prefix + escape, prefix + escape.replace("..", "%2e%2e"), prefix + "..%2f..%2fsecret/"):
+        # Traefik cleans the path (-> secret's route: 401, wave's cookie is no key to it) or
+        # keeps it (-> wave's route, and the gate refuses a dot segment): never 200
+        assert raw_get(door, path, cookie) in (400, 401, 404), path
+    assert not any(other in hit or ".." in hit.lower() or "%2e" in hit.lower() for hit in _App.hits), (
+        _App.hits
+    )

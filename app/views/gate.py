@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Blueprint, Response, request
 
 from .. import lifecycle, slugs, tokens
-from ..security import host_of
+from ..security import GATE_PATH, host_of
 from ..traefik_config import AUTH_COOKIE
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def _deny(why: str) -> Response:
     return response
 
 
-@bp.get("/_auth/viz")
+@bp.get(GATE_PATH)
 def check() -> Response:
     forwarded = urlsplit(request.headers.get("X-Forwarded-Uri", ""))
     found = slugs.prefix_of(forwarded.path)
@@ -43,7 +43,7 @@ def check() -> Response:
     cookie = request.cookies.get(COOKIE)
     if cookie:
         try:
-            tokens.verify(settings.jwt_keys, cookie, public_name=public_name, kind=tokens.SESSION)
+            tokens.verify_session(settings.jwt_keys, cookie, public_name=public_name)
             return Response(status=200)
         except tokens.TokenError:
             pass  # an old or foreign cookie: an entry token may still open the door

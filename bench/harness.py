@@ -1,0 +1,373 @@
+"""What every benchmark here shares: servers started in their own process
+groups and always stopped, a load generator (``wrk`` when installed, else a
+Python one), and rounds of a baseline and a candidate interleaved in one run.
+
+A benchmark's figure is a ratio against the baseline of the same run: absolute
+requests per second depend on the machine and on what else it is doing, the
+ratio much less (both sides see the same noise, round by round).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # run with the project's venv: .venv/bin/python
+STOP_GRACE = 25.0  # seconds a server gets after SIGTERM (gunicorn's graceful_timeout is 20)
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot measure what it means to (a server died, a wrong answer)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Let SIGTERM unwind like Ctrl-C does, so every ``finally`` stops what it started."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- servers -------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """One gunicorn in its own process group (its own session: Ctrl-C in the
+    terminal reaches only this script, which then stops it)."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def check_running(self) -> None:
+        if self.proc is not None and (code := self.proc.poll()) is not None:
+            raise BenchError(f"{self.name} exited (code {code}); the end of its log:\n{self.log_tail()}")
+
+    def wait_ready(self, path: str, timeout: float = 60.0) -> None:
+        """Until ``path`` answers 200 (any answer, while the server lives, is retried)."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            self.check_running()
+            try:
+                status, _ = request(self.base + path)
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except OSError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+        raise BenchError(f"{self.name} did not answer 200 on {path} in {timeout:.0f} s ({last})")
+
+    def stop(self) -> None:
+        """SIGTERM the whole group, then SIGKILL what is left after the grace."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _group_alive(pgid):
+                self.proc.poll()  # reap the leader, or it stays a zombie member
+                time.sleep(0.1)
+            if not _group_alive(pgid):
+                break
+        self.proc.poll()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts for killpg; look for a live member.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def gunicorn(
+    name: str, target: str, conf: str, env: dict[str, str], workdir: Path, port: int | None = None
+) -> Server:
+    """A gunicorn serving ``target`` (``module:callable``) with config file
+    ``conf`` (relative to the repo), on a free loopback port; not started."""
+    port = port or free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    args = [str(BIN / "gunicorn"), "--config", conf, target]
+    return Server(name, args, env, port, workdir / f"{name}.log")
+
+
+def request(url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# --- load ----------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """How to load a server: ``connections`` keep-alive connections for ``duration`` s."""
+
+    duration: float
+    connections: int
+    client_threads: int  # wrk threads, or Python load processes
+
+
+def pick_client(requested: str = "auto") -> str:
+    """``wrk`` when installed (or asked for), else the Python load generator."""
+    if requested == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if requested == "wrk" and not shutil.which("wrk"):
+        raise BenchError("wrk is not installed (Debian: apt-get install wrk)")
+    return requested
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    bad_status: int  # answers other than 2xx/3xx
+    socket_errors: int
+    statuses: dict[int, int] = field(default_factory=dict)  # the Python client only
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"status": %d, "connect": %d, "read": %d, "write": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def run_wrk(url: str, headers: dict[str, str], load: Load, workdir: Path) -> Result:
+    script = workdir / "report.lua"
+    if not script.exists():
+        script.write_text(WRK_REPORT)
+    args = ["wrk", f"-t{load.client_threads}", f"-c{load.connections}", f"-d{load.duration:g}s"]
+    args += ["--timeout", "10s", "-s", str(script)]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=load.duration + 60)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    return Result(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1e3,
+        p99_ms=data["p99_us"] / 1e3,
+        bad_status=data["status"],
+        socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+    )
+
+
+def _python_load_process(url: str, headers: dict[str, str], threads: int, duration: float) -> dict:
+    """One load process: ``threads`` keep-alive connections, each sending the
+    same GET again as soon as the answer is read, until the deadline."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    start = time.monotonic()
+    deadline = start + duration
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    statuses: list[Counter[int]] = [Counter() for _ in range(threads)]
+    errors = [0] * threads
+
+    def loop(i: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        mine, seen = latencies[i], statuses[i]
+        while (t0 := time.monotonic()) < deadline:
+            try:
+                conn.request("GET", target, headers=headers)
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                errors[i] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                continue
+            mine.append(time.monotonic() - t0)
+            seen[response.status] += 1
+            if response.will_close:
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.close()
+
+    workers = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return {
+        "latencies": [x for chunk in latencies for x in chunk],
+        "statuses": dict(sum(statuses, Counter())),
+        "errors": sum(errors),
+        "seconds": time.monotonic() - start,
+    }
+
+
+def run_python(url: str, headers: dict[str, str], load: Load, pool) -> Result:
+    processes = max(1, min(load.client_threads, load.connections))
+    per = [load.connections // processes + (i < load.connections % processes) for i in range(processes)]
+    parts = pool.starmap(_python_load_process, [(url, headers, n, load.duration) for n in per])
+    latencies = sorted(x for p in parts for x in p["latencies"])
+    statuses: Counter[int] = sum((Counter(p["statuses"]) for p in parts), Counter())
+    return Result(
+        requests=len(latencies),
+        seconds=max(p["seconds"] for p in parts),
+        p50_ms=percentile(latencies, 50) * 1e3,
+        p99_ms=percentile(latencies, 99) * 1e3,
+        bad_status=sum(n for status, n in statuses.items() if status >= 400),
+        socket_errors=sum(p["errors"] for p in parts),
+        statuses=dict(statuses),
+    )
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+@contextmanager
+def load_generator(client: str, workdir: Path) -> Iterator[Callable[[str, dict[str, str], Load], Result]]:
+    """``run(url, headers, load) -> Result`` with ``client`` (see :func:`pick_client`):
+    wrk, or Python load processes (made once here, terminated on the way out,
+    Ctrl-C included)."""
+    if client == "wrk":
+        yield lambda url, headers, load: run_wrk(url, headers, load, workdir)
+        return
+    pool = multiprocessing.get_context("fork").Pool(os.cpu_count() or 2)
+    try:
+        yield lambda url, headers, load: run_python(url, headers, load, pool)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# --- rounds --------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One side of a comparison: what to load and how to tell its answers are right."""
+
+    label: str
+    url: str
+    headers: dict[str, str]
+    server: Server
+
+
+def interleaved(
+    run: Callable[[str, dict[str, str], Load], Result],
+    baseline: Side,
+    candidate: Side,
+    load: Load,
+    rounds: int,
+    warmup: float,
+    report: Callable[[int, Result, Result], None],
+) -> list[tuple[Result, Result]]:
+    """Warm both up, then ``rounds`` × (baseline, candidate). Any answer
+    other than 2xx/3xx, or a server that died, stops the benchmark: a figure
+    of refusals or errors measures nothing."""
+    if warmup > 0:
+        for side in (baseline, candidate):
+            checked(side, run(side.url, side.headers, Load(warmup, load.connections, load.client_threads)))
+    pairs = []
+    for i in range(1, rounds + 1):
+        base = checked(baseline, run(baseline.url, baseline.headers, load))
+        cand = checked(candidate, run(candidate.url, candidate.headers, load))
+        pairs.append((base, cand))
+        report(i, base, cand)
+    return pairs
+
+
+def checked(side: Side, result: Result) -> Result:
+    side.server.check_running()
+    if result.bad_status:
+        raise BenchError(
+            f"{side.label}: {result.bad_status} of {result.requests} answers were not 2xx/3xx "
+            f"{result.statuses or ''}; the end of its log:\n{side.server.log_tail(10)}"
+        )
+    if result.requests == 0:
+        raise BenchError(f"{side.label}: no request completed ({result.socket_errors} socket errors)")
+    return result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
