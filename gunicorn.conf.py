@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # started from any directory
 
-from app.config import listen_address
+from app.front_door_settings import listen_address
 
 bind = listen_address(dict(os.environ))
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

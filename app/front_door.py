@@ -41,7 +41,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import traefik_config
-from .config import REPO_ROOT, ConfigError, FrontDoorSettings, Settings
+from .config import REPO_ROOT, Settings
+from .config_env import ConfigError
+from .front_door_settings import FrontDoorSettings
 from .slugs import is_hostname
 
 log = logging.getLogger("app.front_door")

@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client, config
 
 from app.backends.kube import KubeBackend
-from app.config import KubeSettings
+from app.kube_settings import KubeSettings
 
 
 @dataclass

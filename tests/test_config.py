@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ConfigError, Settings, listen_address, normalise_database_url, parse_jwt_keys
+from app.config import Settings, normalise_database_url, parse_jwt_keys
+from app.config_env import ConfigError
+from app.front_door_settings import listen_address
 
 
 def env(tmp_path, **values):

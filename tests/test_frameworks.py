@@ -16,9 +16,9 @@ from app.backends.frameworks import FRAMEWORKS, Framework, Launch, LocalHost
 from app.backends.kube_objects import app_path, container_args, make_deployment
 from app.backends.local_commands import child_env, launch
 from app.cli import apps_cli
-from app.config import KubeSettings
 from app.extensions import db
 from app.forms import PublishForm
+from app.kube_settings import KubeSettings
 from app.models import VizApp
 from app.publishing import AppInput, PublishError, publish, validate
 from tests.factories import EXAMPLES, make_spec

@@ -19,8 +19,8 @@ import pytest
 import requests
 import urllib3
 
-from app.config import FrontDoorSettings
 from app.front_door import FrontDoor, without_capabilities
+from app.front_door_settings import FrontDoorSettings
 from tests.factories import build_app, make_settings
 from tests.processes import LAUNCHED_GROUPS, stop_group
 from tests.serving import REPO, free_port, serve

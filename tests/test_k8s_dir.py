@@ -12,7 +12,7 @@ import yaml
 
 from app import lifecycle, tokens
 from app.backends.kube_objects import auth_middleware
-from app.config import KubeSettings
+from app.kube_settings import KubeSettings
 from app.traefik_config import AUTH_MIDDLEWARE
 from app.views.gate import COOKIE, TOKEN_PARAM
 from tests.kube_schemas import validate

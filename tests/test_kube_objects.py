@@ -22,7 +22,7 @@ from app.backends.kube_objects import (
     route_rule,
 )
 from app.backends.kube_status import pod_status
-from app.config import KubeSettings
+from app.kube_settings import KubeSettings
 from app.slugs import object_name
 from app.traefik_config import AUTH_COOKIE, AUTH_MIDDLEWARE, shared_routes
 from app.views import gate

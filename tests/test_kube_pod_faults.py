@@ -35,8 +35,8 @@ from app import lifecycle, sweep
 from app.backends.base import AppSpec, BackendError
 from app.backends.kube import KubeBackend
 from app.backends.kube_status import MESSAGE_CAP, current_pod, pod_status
-from app.config import KubeSettings
 from app.extensions import db
+from app.kube_settings import KubeSettings
 from app.models import Deployment
 from tests.factories import CSRFClient, build_app, make_app, make_settings, make_spec, make_user
 from tests.kube_fake import FakeKubeAPI

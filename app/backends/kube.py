@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ..config import KubeSettings
+from ..kube_settings import KubeSettings
 from . import kube_calls, kube_objects
 from .base import AppSpec, BackendError, BackendStatus
 from .kube_calls import KubeUnavailable, as_json

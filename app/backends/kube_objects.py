@@ -16,7 +16,7 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import KubeSettings
+from ..kube_settings import KubeSettings
 from ..slugs import is_hostname, is_prefix
 from ..traefik_config import AUTH_MIDDLEWARE, forward_auth, route_rule
 from . import frameworks

@@ -17,9 +17,10 @@ app's output goes to ``run_dir/<deployment_name>.log``; the ref is also kept in
 started by an earlier Dormouse process.
 
 Browsers reach an app only through Traefik (see :mod:`app.front_door`): for
-every deployment this backend writes ``routes_dir/<deployment_name>.yml``, a
-file-provider router on ``Host(VIZ_HOST) && PathPrefix(prefix)`` to the app's
-loopback port behind Dormouse's forwardAuth check, and removes it on stop.
+every deployment this backend writes ``routes_dir/<deployment_name>.yml``
+(:mod:`app.backends.local_routes`), a file-provider router on
+``Host(VIZ_HOST) && PathPrefix(prefix)`` to the app's loopback port behind
+Dormouse's forwardAuth check, and removes it on stop.
 
 How each framework is launched and where its app answers is asked of its
 entry in :mod:`app.backends.frameworks`, through
@@ -49,12 +50,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from app import traefik_config
 from app.backends import frameworks
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local_commands import bind_literal, child_env, launch, locate_source, run_as_prefix
+from app.backends.local_routes import LocalRoutes
 from app.backends.local_watchdog import group_members, proc_stat
-from app.slugs import is_file_name, is_hostname, is_prefix, object_name
+from app.slugs import is_file_name, is_hostname, is_prefix
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,7 @@ class LocalBackend:
         self.viz_origin = viz_origin
         self.viz_host = viz.hostname or ""
         self.viz_authority = viz.netloc
-        self.routes_dir = Path(routes_dir) if routes_dir else None
-        self.traefik_url = traefik_url
+        self.routes = LocalRoutes(routes_dir, viz_host=self.viz_host, traefik_url=traefik_url)
         self.port_min, self.port_max = port_min, port_max
         self.watch_pid = watch_pid
         self.stop_grace = stop_grace
@@ -174,7 +174,7 @@ class LocalBackend:
             "--exit-file", str(exit_file), "--grace", str(self.stop_grace),
             "--", *run_as_prefix(self.run_as), *cmd,
         ]  # fmt: skip
-        self._write_route(spec, port)
+        self.routes.write(spec, f"http://{bind_literal(self.bind_host)}:{port}")
         try:
             with open(log_file, "wb") as out:
                 proc = subprocess.Popen(
@@ -182,7 +182,7 @@ class LocalBackend:
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
         except (OSError, ValueError) as exc:
-            self._remove_route(name)
+            self.routes.remove(name)
             raise BackendError(f"Could not start the app: {exc}") from exc
         st = proc_stat(proc.pid)
         ref = json.dumps(
@@ -261,7 +261,7 @@ class LocalBackend:
                 error = self._log_tail(r, fw.log_error)
                 if error:
                     return BackendStatus("failed", reason=f"The app raised an error:\n{error}")
-            if not self._routed(r):
+            if not self.routes.is_live(r["path"]):
                 return BackendStatus("starting", phase="Opening the app's route")
             return BackendStatus("running")
         if http_code == 500:
@@ -269,22 +269,6 @@ class LocalBackend:
                 "failed", reason=f"The app answered HTTP 500. End of its log:\n{self._log_tail(r)}"
             )
         return BackendStatus("starting", phase=f"Waiting for the app to answer (HTTP {http_code})")
-
-    def _routed(self, r: dict[str, Any]) -> bool:
-        """Whether Traefik has picked up the app's route (it reads a new file
-        within about 2 s): asked on its loopback entry point without a token,
-        a live route answers the gate's 401; no route yet, Traefik's own 404.
-        Without a front door (``traefik_url`` empty) there is nothing to wait for."""
-        if not self.traefik_url:
-            return True
-        request = urllib.request.Request(self.traefik_url + r["path"], headers={"Host": self.viz_host})
-        try:
-            with _PROBE.open(request, timeout=1.0) as resp:
-                return resp.status != 404
-        except urllib.error.HTTPError as exc:
-            return exc.code != 404
-        except (OSError, ValueError):
-            return False
 
     def _exit_code(self, r: dict[str, Any]) -> int | None:
         try:
@@ -336,7 +320,7 @@ class LocalBackend:
             path = self.run_dir / f"{r['name']}{suffix}"
             if suffix == ".exit" or self._read_ref(path).get("pid") == pgid:
                 path.unlink(missing_ok=True)
-        self._remove_route(r["name"])
+        self.routes.remove(r["name"])
 
     def _signal_and_wait(self, pgid: int, sig: int, timeout: float) -> bool:
         try:
@@ -364,10 +348,7 @@ class LocalBackend:
                 refs[r["name"]] = record.read_text(encoding="utf-8")
             else:
                 record.unlink(missing_ok=True)
-        if self.routes_dir is not None:  # routes to nothing left by a crash or a reboot
-            for route in self.routes_dir.glob("*.yml"):
-                if route.stem not in refs and not route.name.startswith("_"):
-                    route.unlink(missing_ok=True)
+        self.routes.prune(keep=refs)  # routes to nothing, left by a crash or a reboot
         return refs
 
     # --------------------------------------------------------------------- url
@@ -377,28 +358,6 @@ class LocalBackend:
         if r is None:
             raise BackendError("Unreadable deployment reference.")
         return f"{self.viz_origin}{r['path']}"
-
-    # ------------------------------------------------------------------ routes
-    def _write_route(self, spec: AppSpec, port: int) -> None:
-        """Traefik's route to this app (``<name>.yml`` in ``routes_dir``),
-        written atomically: Traefik's file provider picks it up in ~2 s."""
-        if self.routes_dir is None:
-            return
-        public = spec.public_name
-        doc = traefik_config.deployment_routes(
-            object_name(spec.owner, spec.title, public) if public else spec.deployment_name,
-            viz_host=self.viz_host,
-            prefix=spec.prefix,
-            app_url=f"http://{bind_literal(self.bind_host)}:{port}",
-        )
-        self.routes_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.routes_dir / f".{spec.deployment_name}.tmp"
-        tmp.write_text(traefik_config.dump(doc), encoding="utf-8")
-        tmp.replace(self.routes_dir / f"{spec.deployment_name}.yml")
-
-    def _remove_route(self, name: str) -> None:
-        if self.routes_dir is not None:
-            (self.routes_dir / f"{name}.yml").unlink(missing_ok=True)
 
     # ----------------------------------------------------------------- helpers
     def _parse(self, ref: str) -> dict[str, Any] | None:
