@@ -57,8 +57,8 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     security.init_app(app)
     register_cli(app)
     scheduler.init_app(app)
-    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":
-        scheduler.start(app)  # `flask run`; gunicorn starts it in post_worker_init
+    if scheduler.started_by_flask_run():
+        scheduler.start(app)  # gunicorn starts it in post_worker_init; other CLI commands never
     return app
 
 

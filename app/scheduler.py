@@ -13,6 +13,7 @@ import logging
 import os
 from datetime import timedelta
 
+import click
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
@@ -66,6 +67,15 @@ def init_app(app: Flask) -> None:
     )
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     app.extensions[EXTENSION_KEY] = scheduler
+
+
+def started_by_flask_run() -> bool:
+    """Whether this app is being made for ``flask run`` (the development
+    server): the app factory then runs inside the ``run`` command's click
+    context. Every other CLI command (``users create``, ``db upgrade``...) must
+    not sweep: it may run anywhere, see no backend and mark live rows gone."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.command.name == "run"
 
 
 def start(app: Flask) -> bool:

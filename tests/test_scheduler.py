@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
-from app import leases, lifecycle, scheduler, sweep
+import click
+
+from app import create_app, leases, lifecycle, scheduler, sweep
 from app.extensions import db
 from app.models import utcnow
 from tests.factories import build_app, make_app, make_settings
+from tests.serving import REPO
 
 
 def test_job_is_configured_for_one_run_at_a_time(app):
@@ -37,6 +43,31 @@ def test_started_when_enabled_and_not_in_reloader_parent(tmp_path, monkeypatch):
         assert scheduler.start(enabled) is True  # idempotent
     finally:
         scheduler.shutdown(enabled)
+
+
+def test_only_flask_run_starts_it_among_cli_commands(tmp_path):
+    settings = make_settings(tmp_path, SCHEDULER_ENABLED="1", SWEEP_INTERVAL="3600")
+    for command in ("users", "db", "sweep", "run"):
+        with click.Context(click.Command(command)):
+            made = create_app(settings=settings)
+        try:
+            assert made.extensions[scheduler.EXTENSION_KEY].running is (command == "run"), command
+        finally:
+            scheduler.shutdown(made)
+
+
+def test_a_cli_command_starts_no_scheduler(tmp_path):
+    """`flask users create`, run as an operator runs it: no sweep, no scheduler."""
+    env = {**os.environ, "INSTANCE_PATH": str(tmp_path / "instance"), "SCHEDULER_ENABLED": "1",
+           "SWEEP_INTERVAL": "1", "LOG_LEVEL": "INFO"}  # fmt: skip
+    env.pop("DATABASE_URL", None)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*flask, "db", "upgrade"], cwd=REPO, env=env, check=True, capture_output=True, timeout=120)
+    done = subprocess.run([*flask, "users", "create", "bob", "--password-stdin"], cwd=REPO, env=env,
+                          input="correct-horse\n", capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Created user bob" in done.stdout
+    assert "scheduler started" not in done.stderr and "sweep" not in done.stderr, done.stderr
 
 
 def test_run_sweep_skips_while_another_worker_sweeps(app, fake_backend, alice):
