@@ -1,7 +1,10 @@
 """Command-line interface: thin wrappers over the same services the views use.
 
 flask --app wsgi users create NAME [--admin]
+flask --app wsgi users password NAME
+flask --app wsgi users disable NAME
 flask --app wsgi apps publish --owner NAME --title T --framework dash --source PATH[:CALLABLE]
+    [--private] [--embed-origin https://blog.example.org ...]
 flask --app wsgi demo load
 flask --app wsgi sweep
 flask --app wsgi reconcile
@@ -20,7 +23,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from . import lifecycle, sweep
-from .auth import AccountError, create_user, get_user
+from .auth import AccountError, create_user, disable_user, get_user, set_password
 from .backends.frameworks import FRAMEWORKS
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
@@ -72,6 +75,42 @@ def users_create(username: str, admin: bool, password_stdin: bool) -> None:
     click.echo(f"Created {'admin ' if user.is_admin else ''}user {user.username}.")
 
 
+@users_cli.command("password")
+@click.argument("username")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input instead of a prompt."
+)
+def users_password(username: str, password_stdin: bool) -> None:
+    """Set a user's password; every session of theirs ends."""
+    user = get_user(username)
+    if user is None:
+        _fail(f"No user {username!r}.")
+        return
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        set_password(user, password)
+    except AccountError as exc:
+        _fail(str(exc))
+    click.echo(f"Password of {user.username} changed; their sessions have ended.")
+
+
+@users_cli.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Disable a user: their sessions end, they cannot log in, their apps stop."""
+    user = get_user(username)
+    if user is None:
+        _fail(f"No user {username!r}.")
+        return
+    stopped = disable_user(user)
+    click.echo(f"Disabled {user.username}; their sessions have ended.")
+    for name in stopped:
+        click.echo(f"stopped {name}")
+
+
 @apps_cli.command("publish")
 @click.option("--owner", required=True)
 @click.option("--title", required=True)
@@ -89,6 +128,12 @@ def users_create(username: str, admin: bool, password_stdin: bool) -> None:
 @click.option("--cpu", default="500m")
 @click.option("--memory", default="512Mi")
 @click.option("--env", "env_items", multiple=True, help="KEY=VALUE (repeatable).")
+@click.option(
+    "--embed-origin",
+    "embed_origins",
+    multiple=True,
+    help="A site that may embed the app's page in a frame, e.g. https://blog.example.org (repeatable).",
+)
 @click.option("--private", is_flag=True, help="Leave it out of the gallery; only the owner sees it.")
 def apps_publish(
     owner: str,
@@ -102,6 +147,7 @@ def apps_publish(
     cpu: str,
     memory: str,
     env_items: tuple[str, ...],
+    embed_origins: tuple[str, ...],
     private: bool,
 ) -> None:
     """Publish an app for OWNER."""
@@ -119,6 +165,7 @@ def apps_publish(
         cpu=cpu,
         memory=memory,
         env="\n".join(env_items),
+        embed_origins="\n".join(embed_origins),
         is_public=not private,
     )
     try:

@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from .config_env import ConfigError, env_bool, env_float, env_int, env_port, env_str
@@ -21,6 +22,14 @@ from .front_door_settings import LOCAL_VIZ_HOST, LOOPBACK_HOSTS, FrontDoorSettin
 from .kube_settings import KubeSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def rate_limit_storage(uri: str) -> str:
+    """``RATE_LIMIT_STORAGE``: ``memory://`` (each worker counts alone) or a
+    Redis URL (every worker and replica counts together)."""
+    if uri != "memory://" and not uri.startswith(("redis://", "rediss://", "redis+sentinel://")):
+        raise ConfigError(f"RATE_LIMIT_STORAGE must be memory:// or a redis:// URL, got {uri!r}")
+    return uri
 
 
 def normalise_database_url(url: str) -> str:
@@ -119,7 +128,13 @@ class Settings:
     local_run_as: str  # the user app processes run as ("": Dormouse's own)
     max_cpu_millicores: int
     max_memory_mib: int
+    max_live_deployments: int  # apps running at once, in total
+    max_live_per_owner: int  # apps of one owner running at once
+    max_apps_per_owner: int  # apps one user may publish
+    rate_limits_enabled: bool
+    rate_limit_storage: str  # Flask-Limiter storage URI: memory:// or redis://...
     secure_cookies: bool
+    remember_days: float  # how long "keep me logged in" lasts
     kube: KubeSettings
 
     @classmethod
@@ -196,7 +211,13 @@ class Settings:
             local_run_as=env_str(env, "LOCAL_RUN_AS", ""),
             max_cpu_millicores=env_int(env, "MAX_CPU_MILLICORES", 4000, minimum=1),
             max_memory_mib=env_int(env, "MAX_MEMORY_MIB", 8192, minimum=1),
+            max_live_deployments=env_int(env, "MAX_LIVE_DEPLOYMENTS", 20, minimum=1),
+            max_live_per_owner=env_int(env, "MAX_LIVE_PER_OWNER", 5, minimum=1),
+            max_apps_per_owner=env_int(env, "MAX_APPS_PER_OWNER", 20, minimum=1),
+            rate_limits_enabled=env_bool(env, "RATE_LIMITS", True),
+            rate_limit_storage=rate_limit_storage(env_str(env, "RATE_LIMIT_STORAGE", "memory://")),
             secure_cookies=env_bool(env, "SESSION_COOKIE_SECURE", env_name == "production"),
+            remember_days=env_float(env, "REMEMBER_DAYS", 14.0, minimum=0.01),
             kube=kube,
         )
 
@@ -229,6 +250,7 @@ class Settings:
             "REMEMBER_COOKIE_SECURE": self.secure_cookies,
             "REMEMBER_COOKIE_HTTPONLY": True,
             "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "REMEMBER_COOKIE_DURATION": timedelta(days=self.remember_days),
             "WTF_CSRF_TIME_LIMIT": None,  # a viz tab may stay open for hours
         }
 

@@ -60,4 +60,10 @@ class PublishForm(FlaskForm):
         validators=[Optional(), Length(max=10000)],
         description="One KEY=VALUE per line.",
     )
+    embed_origins = TextAreaField(
+        "Sites that may embed it",
+        validators=[Optional(), Length(max=5000)],
+        description="Optional: origins of other sites whose pages may show the app's page in a frame, "
+        "one per line, e.g. https://blog.example.org (scheme, host and port only).",
+    )
     is_public = BooleanField("Listed in the gallery and open to everyone", default=True)

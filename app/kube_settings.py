@@ -10,6 +10,35 @@ from .config_env import ConfigError, env_float, env_int, env_json, env_str
 from .slugs import DNS_LABEL_RE, HOSTNAME_RE
 
 TRAEFIK_APIS = ("traefik.io/v1alpha1", "traefik.containo.us/v1alpha1")
+# An app's scratch space: its request, and the least a limit may be.
+EPHEMERAL_STORAGE_REQUEST_MIB = 64
+_STORAGE_RE = re.compile(r"^([1-9][0-9]{0,6})(Mi|Gi)\Z")
+
+
+def storage_mib(quantity: str) -> int | None:
+    """MiB in a quantity like ``512Mi`` or ``1Gi``; None for anything else."""
+    m = _STORAGE_RE.match(quantity)
+    return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1) if m else None
+
+
+def _middlewares(raw: str, namespace: str) -> tuple[str, ...]:
+    """``TRAEFIK_MIDDLEWARES`` as names. Traefik runs without cross-namespace
+    references (``allowCrossNamespace: false`` in k8s/traefik/), so a route may
+    only name Middlewares of its own namespace: ``name``, or
+    ``<K8S_NAMESPACE>/name`` spelled out; any other namespace is refused here,
+    where Traefik would only log it and drop the route."""
+    names = []
+    for m in raw.replace(",", " ").split():
+        space, slash, name = m.rpartition("/")
+        if not DNS_LABEL_RE.match(name) or (slash and not DNS_LABEL_RE.match(space)):
+            raise ConfigError(f"TRAEFIK_MIDDLEWARES: {m!r} is not a middleware name")
+        if space and space != namespace:
+            raise ConfigError(
+                f"TRAEFIK_MIDDLEWARES: {m!r} is in namespace {space}; Traefik is set up without "
+                f"cross-namespace references, so your middlewares must be in K8S_NAMESPACE ({namespace})"
+            )
+        names.append(name)
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -23,10 +52,11 @@ class KubeSettings:
     traefik_api: str
     entrypoint: str
     cert_resolver: str
-    middlewares: tuple[str, ...]
+    middlewares: tuple[str, ...]  # names of Middlewares in ``namespace``
     node_selector: dict[str, str]
     tolerations: tuple[dict[str, Any], ...]
     image_pull_secret: str | None
+    ephemeral_storage: str  # each app's limit: its logs and its /tmp
     request_timeout: float
     retries: int
 
@@ -48,10 +78,12 @@ class KubeSettings:
         for name, value in (("TRAEFIK_ENTRYPOINT", entrypoint), ("TRAEFIK_CERT_RESOLVER", cert_resolver)):
             if not re.match(r"^[A-Za-z0-9_-]{1,63}$", value):
                 raise ConfigError(f"{name} must be a simple name, got {value!r}")
-        middlewares = tuple(m for m in env_str(env, "TRAEFIK_MIDDLEWARES", "").replace(",", " ").split() if m)
-        for m in middlewares:
-            if not DNS_LABEL_RE.match(m.split("/")[-1]):
-                raise ConfigError(f"TRAEFIK_MIDDLEWARES: {m!r} is not a middleware name")
+        ephemeral_storage = env_str(env, "K8S_EPHEMERAL_STORAGE", "1Gi")
+        if (storage_mib(ephemeral_storage) or 0) < EPHEMERAL_STORAGE_REQUEST_MIB:
+            raise ConfigError(
+                f"K8S_EPHEMERAL_STORAGE must be like 512Mi or 2Gi, at least "
+                f"{EPHEMERAL_STORAGE_REQUEST_MIB}Mi, got {ephemeral_storage!r}"
+            )
         return cls(
             namespace=namespace,
             viz_host=viz_host,
@@ -60,10 +92,11 @@ class KubeSettings:
             traefik_api=traefik_api,
             entrypoint=entrypoint,
             cert_resolver=cert_resolver,
-            middlewares=middlewares,
+            middlewares=_middlewares(env_str(env, "TRAEFIK_MIDDLEWARES", ""), namespace),
             node_selector=env_json(env, "K8S_NODE_SELECTOR", {}, dict),
             tolerations=tuple(env_json(env, "K8S_TOLERATIONS", [], list)),
             image_pull_secret=env_str(env, "K8S_IMAGE_PULL_SECRET", "") or None,
+            ephemeral_storage=ephemeral_storage,
             request_timeout=env_float(env, "K8S_REQUEST_TIMEOUT", 10.0, minimum=0.1),
             retries=env_int(env, "K8S_RETRIES", 3, minimum=0),
         )

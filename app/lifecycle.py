@@ -9,6 +9,7 @@ partial unique index makes simultaneous first visits share one deployment.
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -148,37 +149,78 @@ def _older_than(column: InstrumentedAttribute[datetime | None], cutoff: datetime
     return or_(column.is_(None), column <= cutoff)
 
 
+class Busy(Exception):
+    """A cap on live deployments is reached; the message says which, for the
+    viewer (who is asked to try again later). Nothing was created."""
+
+
+SLOT_ATTEMPTS = 8  # tries to claim a free slot while others claim them too
+
+
 def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "default") -> Deployment:
     """Return the app's live deployment, starting one if there is none.
 
     Race-safe: when several requests arrive at once, the partial unique index
-    lets exactly one INSERT succeed; the others read the winner's row.
+    lets exactly one INSERT succeed; the others read the winner's row. The
+    caps are exact the same way: a new deployment claims a free slot below
+    ``MAX_LIVE_DEPLOYMENTS`` and one below ``MAX_LIVE_PER_OWNER`` for its owner,
+    and partial unique indexes let no two live rows hold the same slot. With
+    none free, :class:`Busy` is raised and nothing is created.
     """
     now = now or utcnow()
     existing = live_deployment(app, name)
     if existing is not None:
         return existing
-    dep = Deployment(
-        app=app,
-        name=name,
-        public_name=slugs.public_name(name),
-        status="starting",
-        phase="Requesting a new deployment",
-        backend=backend().name,
-        created_at=now,
+    for _ in range(SLOT_ATTEMPTS):
+        slot, owner_slot = _free_slots(app)
+        dep = Deployment(
+            app=app,
+            owner_id=app.owner_id,
+            slot=slot,
+            owner_slot=owner_slot,
+            name=name,
+            public_name=slugs.public_name(name),
+            status="starting",
+            phase="Requesting a new deployment",
+            backend=backend().name,
+            created_at=now,
+        )
+        db.session.add(dep)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            winner = live_deployment(app, name)
+            if winner is not None:
+                return winner
+            continue  # a slot (or the public name) was taken meanwhile: look again
+        log.info("deployment %s: starting %s", dep.public_name, app.slug_path)
+        _launch(dep, now)
+        return dep
+    raise Busy(BUSY_TOTAL)
+
+
+BUSY_TOTAL = "The server is running as many apps as it may right now."
+BUSY_OWNER = "This publisher's apps are running as many at once as they may right now."
+
+
+def _free_slots(app: VizApp) -> tuple[int, int]:
+    """A free slot of each cap, chosen at random among the free ones (so
+    simultaneous starts rarely reach for the same); :class:`Busy` if none."""
+    limits = settings()
+    live = select(Deployment.slot, Deployment.owner_id, Deployment.owner_slot).where(
+        Deployment.status.in_(LIVE_STATUSES)
     )
-    db.session.add(dep)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        winner = live_deployment(app, name)
-        if winner is None:  # lost on something else (a public_name clash): try once more
-            return ensure_deployment(app, now=now, name=name)
-        return winner
-    log.info("deployment %s: starting %s", dep.public_name, app.slug_path)
-    _launch(dep, now)
-    return dep
+    rows = db.session.execute(live).all()
+    taken = {row.slot for row in rows}
+    owner_taken = {row.owner_slot for row in rows if row.owner_id == app.owner_id}
+    free = [n for n in range(limits.max_live_deployments) if n not in taken]
+    owner_free = [n for n in range(limits.max_live_per_owner) if n not in owner_taken]
+    if not owner_free:
+        raise Busy(BUSY_OWNER)
+    if not free:
+        raise Busy(BUSY_TOTAL)
+    return secrets.choice(free), secrets.choice(owner_free)
 
 
 def _launch(dep: Deployment, now: datetime) -> None:

@@ -74,8 +74,24 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Named by every session and remember-me cookie (see get_id): moving it on
+    # (logout, a new password, disabling) ends all of them at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     apps: Mapped[list[VizApp]] = relationship(back_populates="owner")
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember-me cookie."""
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    def end_sessions(self) -> None:
+        """Every session and remember-me cookie of this user stops working."""
+        self.session_version = (self.session_version or 1) + 1
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -116,6 +132,9 @@ class VizApp(db.Model):
     memory: Mapped[str] = mapped_column(String(20), default="512Mi")
     env: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    # Sites (origins such as https://blog.example.org) that may embed the viz
+    # page in a frame, besides Dormouse's own pages: its CSP frame-ancestors.
+    embed_origins: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -148,10 +167,31 @@ class Deployment(db.Model):
             postgresql_where=text(sql_in("status", LIVE_STATUSES)),
         ),
         Index("ix_deployments_status", "status"),
+        # The caps (MAX_LIVE_DEPLOYMENTS, MAX_LIVE_PER_OWNER), exact across workers
+        # and replicas: a live deployment holds one numbered slot of each, and
+        # these indexes let no two live deployments hold the same one.
+        Index(
+            "uq_deployments_live_slot",
+            "slot",
+            unique=True,
+            sqlite_where=text(sql_in("status", LIVE_STATUSES)),
+            postgresql_where=text(sql_in("status", LIVE_STATUSES)),
+        ),
+        Index(
+            "uq_deployments_live_owner_slot",
+            "owner_id",
+            "owner_slot",
+            unique=True,
+            sqlite_where=text(sql_in("status", LIVE_STATUSES)),
+            postgresql_where=text(sql_in("status", LIVE_STATUSES)),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     app_id: Mapped[int] = mapped_column(ForeignKey("viz_apps.id", ondelete="CASCADE"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    slot: Mapped[int | None] = mapped_column(Integer)  # of MAX_LIVE_DEPLOYMENTS, while live
+    owner_slot: Mapped[int | None] = mapped_column(Integer)  # of MAX_LIVE_PER_OWNER, while live
     name: Mapped[str] = mapped_column(String(40), default="default")
     public_name: Mapped[str] = mapped_column(String(60), unique=True)
     status: Mapped[str] = mapped_column(String(10), default="starting")

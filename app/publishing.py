@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import app_environment
+from . import app_environment, security
 from .backends import frameworks
 from .config import Settings
 from .extensions import db
@@ -61,6 +61,7 @@ class AppInput:
     cpu: str = "500m"
     memory: str = "512Mi"
     env: str = ""  # KEY=VALUE lines
+    embed_origins: str = ""  # sites that may embed the viz page: origins, by spaces, commas or lines
     is_public: bool = True
 
     # the fields a person types as text (the publish form has one input each)
@@ -75,6 +76,7 @@ class AppInput:
         "cpu",
         "memory",
         "env",
+        "embed_origins",
     )
 
 
@@ -248,6 +250,10 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
     if env_error:
         errors["env"] = env_error
     values["env"] = env
+    embed_origins, embed_error = security.parse_embed_origins(data.embed_origins)
+    if embed_error:
+        errors["embed_origins"] = embed_error
+    values["embed_origins"] = embed_origins
     values["is_public"] = bool(data.is_public)
     if errors:
         raise PublishError(errors)
@@ -257,6 +263,11 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
 def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
     """Validate and save a new app; nothing is written when anything is wrong."""
     values = validate(owner, data, settings)
+    published = db.session.scalar(select(func.count(VizApp.id)).where(VizApp.owner_id == owner.id)) or 0
+    if published >= settings.max_apps_per_owner:
+        raise PublishError(
+            {"title": f"You have published {published} apps, the most one account may have here."}
+        )
     app = VizApp(owner=owner, **values)
     db.session.add(app)
     try:

@@ -1,11 +1,19 @@
-"""Request checks that hold for every route, before any view runs."""
+"""Request checks that hold for every route, before any view runs, and the
+headers every answer of Dormouse's carries (see :class:`SecurityHeaders`)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from flask import Flask, Response, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import select
 
 from .backends.local_commands import split_host
+from .config import Settings
+from .extensions import db
+from .models import User, VizApp
 
 # Asked by machines, not browsers, by whatever name reaches them: Traefik's
 # forwardAuth (the internal address) and health probes (a pod's IP).
@@ -44,6 +52,9 @@ def check_host() -> Response | None:
     if host == settings.viz_host:
         response = Response(NOT_HERE, 404, mimetype="text/plain")
         response.headers["Cache-Control"] = "no-store"
+        # shown inside Dormouse's own page (a stopped app's iframe), so framing
+        # it must stay allowed; a plain text needs nothing else
+        response.headers["Content-Security-Policy"] = "default-src 'none'"
         return response
     if not is_trusted(host, settings.trusted_hosts):
         abort(400)
@@ -61,6 +72,127 @@ class SessionsForPeople(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+# --- response headers -----------------------------------------------------------
+
+# An origin a publisher may let embed an app's viz page: scheme://host[:port],
+# lowercase, nothing else (no path, wildcard, quote, space or semicolon), so
+# it can go into the CSP header as it is.
+ORIGIN_RE = re.compile(
+    r"^https?://(?=[^:]{1,253}(?::|\Z))[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+    r"(?:\.[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)*(?::([1-9][0-9]{0,4}))?\Z"
+)
+MAX_EMBED_ORIGINS = 20
+HSTS = "max-age=31536000"  # a year; no includeSubDomains, no preload: see README
+
+
+def normal_origin(value: str) -> str | None:
+    """``value`` as an origin for ``frame-ancestors`` (lower-cased, one
+    trailing ``/`` dropped), or None if it is anything else."""
+    origin = value.strip().lower()
+    origin = origin[:-1] if origin.endswith("/") else origin
+    found = ORIGIN_RE.match(origin)
+    if found is None or (found.group(1) and int(found.group(1)) > 65535):
+        return None
+    return origin
+
+
+def parse_embed_origins(text: str) -> tuple[list[str], str | None]:
+    """The origins in ``text`` (separated by spaces, commas or lines), or an
+    error for a person."""
+    origins: list[str] = []
+    for item in re.split(r"[\s,]+", text.strip()):
+        if not item:
+            continue
+        origin = normal_origin(item)
+        if origin is None:
+            shown = item if len(item) <= 80 else item[:77] + "..."
+            return [], (
+                f"{shown!r} is not a site's origin: write scheme://host[:port], "
+                "e.g. https://blog.example.org (no path, no wildcard)."
+            )
+        if origin not in origins:
+            origins.append(origin)
+    if len(origins) > MAX_EMBED_ORIGINS:
+        return [], f"At most {MAX_EMBED_ORIGINS} sites."
+    return origins, None
+
+
+def content_security_policy(viz_origin: str, embedders: Iterable[str] = ()) -> str:
+    """Scripts, styles and everything else from our own static files only (no
+    inline code anywhere, htmx's indicator style off, no eval); frames from
+    the apps' host only; framed by Dormouse's own pages and ``embedders``."""
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            "connect-src 'self'",
+            f"frame-src {viz_origin}",
+            " ".join(("frame-ancestors 'self'", *embedders)),
+            "form-action 'self'",
+            "base-uri 'none'",
+            "object-src 'none'",
+        )
+    )
+
+
+def embed_origins(owner: str, title: str) -> list[str]:
+    """The sites the app at /<owner>/<title>/ lets embed its viz page, each
+    checked again (whatever is stored, only origins reach the header)."""
+    stored = db.session.scalar(
+        select(VizApp.embed_origins).join(User).where(User.username == owner, VizApp.title == title)
+    )
+    return [o for o in (normal_origin(v) for v in stored or () if isinstance(v, str)) if o is not None]
+
+
+class SecurityHeaders:
+    """The ``after_request`` hook that gives every answer of Dormouse's its
+    security headers, built once from the settings. The gate's answers are
+    skipped first thing: Traefik asks it about every app request, and only
+    reads its status.
+
+    A response that already has a CSP keeps it (and gets no X-Frame-Options).
+    A viz page whose app names sites that may embed it lets them frame it (one
+    query, on that page only); every other page may be framed only by
+    Dormouse's own pages. HSTS goes with every answer over HTTPS, and with
+    every answer when cookies are secure-only (an HTTPS-only site: behind a
+    proxy gunicorn does not trust, the scheme is not known; browsers ignore
+    HSTS over plain HTTP)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.viz_origin = settings.viz_origin
+        self.csp = content_security_policy(settings.viz_origin)
+        self.hsts_always = settings.secure_cookies
+
+    def __call__(self, response: Response) -> Response:
+        if request.path == GATE_PATH:
+            return response
+        headers = response.headers
+        if "Content-Security-Policy" not in headers:
+            embedders = self.embedders(response)
+            if embedders:
+                headers["Content-Security-Policy"] = content_security_policy(self.viz_origin, embedders)
+            else:
+                headers["Content-Security-Policy"] = self.csp
+                headers["X-Frame-Options"] = "SAMEORIGIN"  # for browsers without frame-ancestors
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "same-origin"
+        if self.hsts_always or request.is_secure:
+            headers["Strict-Transport-Security"] = HSTS
+        if request.blueprint == "viz":
+            headers["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
+    @staticmethod
+    def embedders(response: Response) -> list[str]:
+        args = request.view_args or {}
+        if request.endpoint != "viz.page" or response.status_code != 200 or not args:
+            return []
+        return embed_origins(args["owner"], args["title"])
+
+
 def init_app(app: Flask) -> None:
     app.before_request(check_host)
     app.session_interface = SessionsForPeople()
+    app.after_request(SecurityHeaders(app.config["DORMOUSE"]))

@@ -34,6 +34,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **env: str) -
         "SECRET_KEY": "test-secret-key",
         "SCHEDULER_ENABLED": "0",
         "APPS_DIR": str(EXAMPLES),
+        "RATE_LIMITS": "0",  # tests of the limits turn them on (tests/test_rate_limits.py)
     }
     base.update(env)
     return Settings.from_env(base)

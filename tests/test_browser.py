@@ -2,7 +2,11 @@
 ``dormouse.localhost``, the apps on ``viz.dormouse.localhost``, one port,
 Traefik in front): start-up, the iframe, a Dash callback and Bokeh's websocket
 inside it, focus-gated pings, the stopped state and a restart; a private
-app's iframe URL copied into a fresh browser is refused.
+app's iframe URL copied into a fresh browser is refused; another site's page
+cannot frame Dormouse's, except an app's viz page on the sites it names.
+
+Every test runs with Dormouse's CSP on and fails on any CSP violation its
+page reports (:class:`CspWatch`).
 
 Needs Debian's chromium (`.ci/run` installs it) and the Playwright package
 (its bundled driver; no browser download). Focus is steered by replacing
@@ -12,11 +16,16 @@ the gate under test is our script's use of it.
 
 from __future__ import annotations
 
+import html
 import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.serving import serve
 
@@ -32,6 +41,8 @@ ARGS = [
     "--disable-sync",
 ]
 WAIT = 30_000  # ms, for a condition the page reaches by itself
+# Conditions for wait_for_function are written as functions ("() => ..."): an
+# expression is eval'd in the page, which Dormouse's CSP refuses.
 TICKS = 3  # ping intervals a "nothing happens" check watches for
 
 # Counts, inside the page, the pings it sends and each time its ping timer asks
@@ -45,6 +56,36 @@ window.fetch = function (url, options) {
   return realFetch.apply(this, arguments);
 };
 """
+
+# Reports every CSP violation in every frame of the context, whatever the page
+# does next (a binding outlives navigations; a page's variable would not).
+CSP_EVENTS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.dormouseCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || "inline code"} in ${document.location.href}`
+  );
+});
+"""
+CSP_MARKERS = ("Content Security Policy", "Refused to")
+
+
+class CspWatch:
+    """The CSP violations a browser context reports: its frames'
+    ``securitypolicyviolation`` events, and console messages and uncaught
+    errors that name one (Chromium logs one for each; for a refused frame
+    the framing page gets only that message: "Framing '…' violates the
+    following Content Security Policy directive: "frame-ancestors 'self'"")."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.violations: list[str] = []
+        context.expose_binding("dormouseCspViolation", lambda _source, text: self.violations.append(text))
+        context.add_init_script(CSP_EVENTS)
+        context.on("console", lambda message: self._note(f"console {message.type}: {message.text}"))
+        context.on("weberror", lambda error: self._note(f"page error: {error.error}"))
+
+    def _note(self, text: str) -> None:
+        if any(marker in text for marker in CSP_MARKERS):
+            self.violations.append(text)
 
 
 @pytest.fixture
@@ -60,15 +101,58 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def page():
+def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 800})
-            page.add_init_script(COUNTERS)
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """The test's page, with Dormouse's CSP on; the test fails if anything in
+    it (the app's iframe included) violates a CSP."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    csp = CspWatch(context)
+    page = context.new_page()
+    page.add_init_script(COUNTERS)
+    yield page
+    assert csp.violations == [], "CSP violations:\n" + "\n".join(csp.violations)
+
+
+@contextmanager
+def another_site(pages: dict[str, str]) -> Iterator[str]:
+    """A site of someone else's on ``blog.dormouse.localhost`` (the same
+    site as Dormouse's host, a different origin: a sibling subdomain), serving
+    ``pages`` (path -> HTML; the dict may be filled once its origin is known)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "not here").encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://blog.dormouse.localhost:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+def framing(*urls: str) -> str:
+    frames = "".join(f'<iframe src="{html.escape(url)}" width="600" height="400"></iframe>' for url in urls)
+    return f"<!doctype html><title>Another site</title><h1>Another site</h1>{frames}"
 
 
 def pings(page: Page) -> int:
@@ -89,7 +173,7 @@ def set_focus(page: Page, focused: bool) -> None:
 def wait_for_focus_checks(page: Page, count: int) -> None:
     """Until the page's ping timer has fired ``count`` times since set_focus (each
     tick with no ping in flight asks for focus before anything else)."""
-    page.wait_for_function(f"window.dormouseTest.focusChecks >= {count}", timeout=WAIT)
+    page.wait_for_function(f"() => window.dormouseTest.focusChecks >= {count}", timeout=WAIT)
 
 
 def wait_ping_intervals(page: Page, count: int) -> None:
@@ -107,6 +191,17 @@ def wait_ping_intervals(page: Page, count: int) -> None:
     })""",
         count,
     )
+
+
+def browser_wait(page: Page, predicate: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Until ``predicate()`` holds, letting Playwright deliver the browser's
+    events meanwhile (they arrive only while it is called: a sleep would hold
+    them back)."""
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        page.wait_for_timeout(100)
+    assert predicate(), f"timed out after {timeout:g}s waiting for {what}"
 
 
 def latest_ping(server, path: str) -> datetime | None:
@@ -130,7 +225,7 @@ def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, pa
     app.get_by_text("y = sin(5·x)").wait_for(timeout=30_000)
 
     # focused: pings go out and are recorded
-    page.wait_for_function("window.dormouseTest.pings >= 2", timeout=WAIT)
+    page.wait_for_function("() => window.dormouseTest.pings >= 2", timeout=WAIT)
     server.wait(lambda: latest_ping(server, "/demo/dash-wave/"), 30, "the server to record a ping")
 
     # unfocused: no pings at all. Once the timer has asked for focus, no ping
@@ -158,7 +253,7 @@ def test_dash_viz_page_pings_only_with_focus_and_recovers_from_a_stop(server, pa
     page.get_by_role("button", name="Start it again").click()
     page.wait_for_selector("iframe.viz-frame", timeout=90_000)
     page.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first.wait_for(timeout=60_000)
-    page.wait_for_function(f"window.dormouseTest.pings > {settled}", timeout=WAIT)
+    page.wait_for_function(f"() => window.dormouseTest.pings > {settled}", timeout=WAIT)
 
 
 def test_bokeh_viz_page_shows_the_app_and_a_lost_session_plainly(server, page):
@@ -208,3 +303,37 @@ def test_a_private_apps_copied_iframe_url_opens_nothing_elsewhere(server, page):
         assert response is not None and response.status == 404  # private: not even the page
     finally:
         stranger.close()
+
+
+def test_another_site_cannot_frame_dormouse_but_an_apps_embedders_can(server, page):
+    pages: dict[str, str] = {}
+    with another_site(pages) as site:
+        server.flask("apps", "publish", "--owner", "demo", "--title", "embeddable", "--framework", "bokeh",
+                     "--source", "bokeh-sliders/main.py", "--embed-origin", site)  # fmt: skip
+        pages["/framing"] = framing(f"{server.site}/demo/dash-wave/viz/", f"{server.site}/")
+        pages["/embedding"] = framing(f"{server.site}/demo/embeddable/viz/")
+
+        # a page of another origin (on the same site, so Dormouse's cookies
+        # would go along) frames Dormouse's pages: the browser refuses both
+        stranger = page.context.browser.new_context()
+        try:
+            watch = CspWatch(stranger)
+            framed = stranger.new_page()
+            framed.goto(f"{site}/framing")
+            framed.wait_for_function("() => document.querySelectorAll('iframe').length === 2")
+            browser_wait(framed, lambda: len(watch.violations) >= 2, "Chromium to refuse both frames")
+            assert all("frame-ancestors 'self'" in v for v in watch.violations), watch.violations
+            for frame in framed.frames[1:]:  # Chromium's error page in each
+                assert not frame.url.startswith(server.site), frame.url
+                assert "Dormouse" not in frame.content()
+            assert server.status("/demo/dash-wave/")["status"] == "none"  # and it started nothing
+        finally:
+            stranger.close()
+
+        # an app that names that site may be embedded there: the viz page loads
+        # in the frame and starts the app, its CSP unbroken (the page fixture checks)
+        page.goto(f"{site}/embedding")
+        embedded = page.frame_locator("iframe")
+        embedded.locator("#viz-status[data-status=starting], iframe.viz-frame").first.wait_for(timeout=WAIT)
+        server.wait(lambda: server.status("/demo/embeddable/")["status"] in ("starting", "running"), 30,
+                    "the embedded page to start its app")  # fmt: skip

@@ -22,6 +22,7 @@ from app.backends.kube_objects import (
     route_rule,
 )
 from app.backends.kube_status import pod_status
+from app.config_env import ConfigError
 from app.kube_settings import KubeSettings
 from app.slugs import object_name
 from app.traefik_config import AUTH_COOKIE, AUTH_MIDDLEWARE, shared_routes
@@ -33,7 +34,7 @@ KUBE = KubeSettings.from_env(
     {
         "VIZ_HOST": "viz.example.org",
         "K8S_NAMESPACE": "dormouse-apps",
-        "TRAEFIK_MIDDLEWARES": "dormouse/viz-auth",
+        "TRAEFIK_MIDDLEWARES": "dormouse-apps/viz-auth",
     },
     required=True,
 )
@@ -135,19 +136,52 @@ def test_deployment_dash():
     assert "s3cret" not in str(d)  # secrets only through the Secret
     assert c["envFrom"] == [{"secretRef": {"name": "alice-wave-default-abc234"}}]
     assert c["resources"] == {
-        "requests": {"cpu": "250m", "memory": "256Mi"},
-        "limits": {"cpu": "250m", "memory": "256Mi"},
+        "requests": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "250m", "memory": "256Mi", "ephemeral-storage": "1Gi"},
     }
     assert c["readinessProbe"]["httpGet"] == {"path": s.prefix, "port": "http"}
     sc = c["securityContext"]
-    assert sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"]
+    assert sc["runAsNonRoot"] and not sc["allowPrivilegeEscalation"] and not sc["privileged"]
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["readOnlyRootFilesystem"] is True
     assert pod["automountServiceAccountToken"] is False
     labels = d["spec"]["template"]["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "dormouse"
     assert labels["dormouse.io/owner"] == "alice" and labels["dormouse.io/app"] == "wave"
     assert labels["dormouse.io/deployment-id"] == "42"
     assert set(d["spec"]["selector"]["matchLabels"].items()) <= set(labels.items())
+
+
+@pytest.mark.parametrize("framework, command", [("dash", ""), ("bokeh", ""), ("dash", "python serve.py")])
+def test_a_read_only_root_and_a_tmp_of_bounded_size(framework, command):
+    """The one writable place is /tmp, an emptyDir no larger than the
+    container's ephemeral-storage limit; temporary files and caches go there."""
+    kube = dataclasses.replace(KUBE, ephemeral_storage="2Gi")
+    d = make_deployment(spec(framework, command=command), "n", kube, secret=None)
+    validate(d)
+    pod = d["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
+    assert c["resources"]["limits"]["ephemeral-storage"] == "2Gi"
+    assert c["resources"]["requests"]["ephemeral-storage"] == "64Mi"
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["TMPDIR"] == env["XDG_RUNTIME_DIR"] == "/tmp" and env["XDG_CACHE_HOME"].startswith("/tmp/")
+    assert len(env) == len(c["env"])  # each variable once
+
+
+@pytest.mark.parametrize("value", ["1Gi", "64Mi", "512Mi", "20Gi"])
+def test_ephemeral_storage_setting(value):
+    kube = KubeSettings.from_env({"VIZ_HOST": "v.example.org", "K8S_EPHEMERAL_STORAGE": value}, required=True)
+    assert kube.ephemeral_storage == value
+    assert KubeSettings.from_env({"VIZ_HOST": "v.example.org"}, required=True).ephemeral_storage == "1Gi"
+
+
+@pytest.mark.parametrize("value", ["63Mi", "1G", "1.5Gi", "0Gi", "-1Gi", "1Gi; x", "lots"])
+def test_ephemeral_storage_setting_refused(value):
+    with pytest.raises(ConfigError, match="K8S_EPHEMERAL_STORAGE"):
+        KubeSettings.from_env({"VIZ_HOST": "v.example.org", "K8S_EPHEMERAL_STORAGE": value}, required=True)
 
 
 def test_deployment_bokeh_owns_prefix_and_origin():
@@ -180,7 +214,7 @@ def test_service_and_route_point_at_the_deployment():
     r = route["spec"]["routes"][0]
     assert r["match"] == "Host(`viz.example.org`) && PathPrefix(`/alice/wave/default-abc234/`)"
     assert r["services"] == [{"name": name, "port": 80}]
-    assert r["middlewares"] == [{"name": AUTH_MIDDLEWARE}, {"name": "viz-auth", "namespace": "dormouse"}]
+    assert r["middlewares"] == [{"name": AUTH_MIDDLEWARE}, {"name": "viz-auth"}]  # same namespace
     assert route["spec"]["entryPoints"] == ["websecure"]
     assert route["spec"]["tls"] == {"certResolver": "letsencrypt"}
     for manifest in (svc, route, make_secret(s, name, KUBE) | {"metadata": svc["metadata"]}):
@@ -199,13 +233,10 @@ def test_service_and_route_point_at_the_deployment():
     [
         ("", []),
         ("ratelimit", [{"name": "ratelimit"}]),
-        (
-            "dormouse/viz-headers, ratelimit",
-            [{"name": "viz-headers", "namespace": "dormouse"}, {"name": "ratelimit"}],
-        ),
+        # the apps' own namespace, spelled out, is the same reference
+        ("dormouse-apps/viz-headers, ratelimit", [{"name": "viz-headers"}, {"name": "ratelimit"}]),
         # the gate named again would check (and spend) one entry token twice
         (f"{AUTH_MIDDLEWARE} dormouse-apps/{AUTH_MIDDLEWARE} ratelimit", [{"name": "ratelimit"}]),
-        (f"elsewhere/{AUTH_MIDDLEWARE}", [{"name": AUTH_MIDDLEWARE, "namespace": "elsewhere"}]),
     ],
 )
 def test_every_route_goes_through_the_gate_first(operator, after_the_gate):
@@ -217,6 +248,26 @@ def test_every_route_goes_through_the_gate_first(operator, after_the_gate):
     validate(route)
     (r,) = route["spec"]["routes"]
     assert r["middlewares"] == [{"name": AUTH_MIDDLEWARE}, *after_the_gate]
+    assert all("namespace" not in m for m in r["middlewares"])
+
+
+@pytest.mark.parametrize(
+    "operator, error",
+    [
+        # Traefik allows no cross-namespace reference (k8s/traefik/): refused at start,
+        # not a route Traefik drops with a line in its log
+        ("dormouse/viz-headers", "must be in K8S_NAMESPACE"),
+        (f"elsewhere/{AUTH_MIDDLEWARE}", "must be in K8S_NAMESPACE"),
+        ("ratelimit@file", "not a middleware name"),
+        ("a/b/c", "not a middleware name"),
+        ("/ratelimit", "not a middleware name"),
+        ("Dormouse-Apps/x", "not a middleware name"),
+    ],
+)
+def test_operator_middlewares_from_other_namespaces_are_refused(operator, error):
+    env = {"VIZ_HOST": "viz.example.org", "K8S_NAMESPACE": "dormouse-apps", "TRAEFIK_MIDDLEWARES": operator}
+    with pytest.raises(ConfigError, match=error):
+        KubeSettings.from_env(env, required=True)
 
 
 def test_the_gate_middleware_lives_in_the_apps_namespace():

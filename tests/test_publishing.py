@@ -18,6 +18,7 @@ from app.publishing import (
     parse_memory,
     publish,
 )
+from app.security import parse_embed_origins
 from app.slugs import is_slug, slug_error
 
 
@@ -187,3 +188,93 @@ def test_the_publish_form_takes_a_command_with_an_image(app, alice):
     bad = client.post("/publish", data={**form, "title": "other", "image": ""})
     assert bad.status_code == 400 and "give the image too" in bad.get_data(as_text=True)
     assert db.session.scalar(select(func.count(VizApp.id))) == 1
+
+
+@pytest.mark.parametrize(
+    "text, origins",
+    [
+        ("", []),
+        ("https://blog.example.org", ["https://blog.example.org"]),
+        ("HTTPS://Blog.Example.org/", ["https://blog.example.org"]),  # as a browser writes it
+        ("http://localhost:8080, https://a.example.org\nhttps://a.example.org", ["http://localhost:8080",
+                                                                                "https://a.example.org"]),
+        ("http://127.0.0.1:8000", ["http://127.0.0.1:8000"]),
+    ],
+)  # fmt: skip
+def test_embed_origins_are_origins(text, origins):
+    assert parse_embed_origins(text) == (origins, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*",
+        "https://*.example.org",
+        "https://*",
+        "blog.example.org",  # no scheme
+        "https:",
+        "https://",
+        "https://blog.example.org/path",
+        "https://blog.example.org?x=1",
+        "https://blog.example.org#top",
+        "https://user@blog.example.org",
+        "https://blog.example.org:0",
+        "https://blog.example.org:65536",
+        "https://blog.example.org:",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "ftp://blog.example.org",
+        "'self'",
+        "'unsafe-inline'",
+        "https://blog.example.org;script-src",  # would end the directive
+        "https://blog.example.org';",
+        'https://blog.example.org"',
+        "https://bl og.example.org",
+        "https://-blog.example.org",
+        "https://blog_x.example.org",
+        "https://[::1]:8000",
+        "https://blög.example.org",
+        "https://blog.example.org\r\nX-Injected: 1",
+        "https://" + "a" * 64 + ".org",
+    ],
+)
+def test_embed_origins_refuse_anything_else(text):
+    origins, error = parse_embed_origins(text)
+    assert origins == [] and error and "scheme://host[:port]" in error
+
+
+def test_embed_origins_are_capped():
+    many = " ".join(f"https://s{i}.example.org" for i in range(21))
+    assert parse_embed_origins(many)[1] == "At most 20 sites."
+
+
+def test_embed_origins_from_the_form_and_the_cli(app, alice):
+    from tests.factories import login, make_app
+
+    client = app.test_client()
+    login(client)
+    form = {
+        "title": "embedded",
+        "framework": "dash",
+        "source": "dash-wave/app.py:server",
+        "cpu": "500m",
+        "memory": "512Mi",
+        "embed_origins": "https://blog.example.org\r\nhttp://localhost:8080",
+    }
+    assert client.post("/publish", data=form).status_code == 302
+    viz = db.session.scalar(select(VizApp).where(VizApp.title == "embedded"))
+    assert viz.embed_origins == ["https://blog.example.org", "http://localhost:8080"]
+    bad = client.post("/publish", data={**form, "title": "other", "embed_origins": "https://*.example.org"})
+    assert bad.status_code == 400 and "no wildcard" in bad.get_data(as_text=True)
+
+    runner = app.test_cli_runner()
+    base = ["apps", "publish", "--owner", "alice", "--framework", "bokeh",
+            "--source", "bokeh-sliders/main.py"]  # fmt: skip
+    ok = runner.invoke(args=[*base, "--title", "cli", "--embed-origin", "https://a.example.org",
+                             "--embed-origin", "https://b.example.org:8443"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    cli = db.session.scalar(select(VizApp).where(VizApp.title == "cli"))
+    assert cli.embed_origins == ["https://a.example.org", "https://b.example.org:8443"]
+    refused = runner.invoke(args=[*base, "--title", "cli2", "--embed-origin", "https://a.example.org/blog"])
+    assert refused.exit_code == 1 and "no path" in refused.output
+    assert make_app(alice, "plain").embed_origins == []  # none unless named

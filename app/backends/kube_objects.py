@@ -7,7 +7,13 @@ I/O. The builders apply each framework's details, asked of its entry in
 and ``--allow-websocket-origin``), so app authors never set them.
 
 Every app's IngressRoute goes through Dormouse's forwardAuth Middleware
-(:func:`auth_middleware`) first, then the operator's ``TRAEFIK_MIDDLEWARES``.
+(:func:`auth_middleware`) first, then the operator's ``TRAEFIK_MIDDLEWARES``,
+all in the apps' namespace: no reference crosses namespaces.
+
+An app's container has a read-only root filesystem; ``/tmp`` is an
+``emptyDir`` as large as its ephemeral-storage limit (``K8S_EPHEMERAL_STORAGE``).
+The guard rails k8s/ puts around the apps' namespace (NetworkPolicies,
+ResourceQuota, LimitRange) are sized for what these builders make.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..kube_settings import KubeSettings
+from ..kube_settings import EPHEMERAL_STORAGE_REQUEST_MIB, KubeSettings
 from ..slugs import is_hostname, is_prefix
 from ..traefik_config import AUTH_MIDDLEWARE, forward_auth, route_rule
 from . import frameworks
@@ -24,7 +30,9 @@ from .base import AppSpec
 from .kube_names import labels_for, selector_labels
 
 CONTAINER = "app"
+PORT_NAME = "http"  # the container port: the Service's target, the NetworkPolicy's allowed port
 SERVICE_PORT = 80
+TMP_DIR = "/tmp"  # the one writable directory; TMPDIR and XDG_* point into it
 
 Manifest = dict[str, Any]
 
@@ -89,26 +97,41 @@ def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str
         {"name": "DORMOUSE_VIZ_HOST", "value": kube.viz_host},
     ]
     env += [{"name": k, "value": v} for k, v in fw.prefix_env(prefix).items()]
+    # The root filesystem is read-only: temporary files (gunicorn's worker
+    # heartbeat files among them), caches and gunicorn's control socket (25.1+:
+    # in XDG_RUNTIME_DIR, else under a HOME it cannot write) go to /tmp. An
+    # app's own environment cannot set these (app.app_environment refuses them).
+    env += [
+        {"name": "TMPDIR", "value": TMP_DIR},
+        {"name": "XDG_CACHE_HOME", "value": f"{TMP_DIR}/.cache"},
+        {"name": "XDG_RUNTIME_DIR", "value": TMP_DIR},
+    ]
+    storage = kube.ephemeral_storage
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
         "args" if not spec.command else "command": container_args(spec, kube.viz_host),
-        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": env,
         "resources": {
-            "requests": {"cpu": spec.cpu, "memory": spec.memory},
-            "limits": {"cpu": spec.cpu, "memory": spec.memory},
+            "requests": {
+                "cpu": spec.cpu,
+                "memory": spec.memory,
+                "ephemeral-storage": f"{EPHEMERAL_STORAGE_REQUEST_MIB}Mi",
+            },
+            "limits": {"cpu": spec.cpu, "memory": spec.memory, "ephemeral-storage": storage},
         },
+        "volumeMounts": [{"name": "tmp", "mountPath": TMP_DIR}],
         # Ready once the app answers where its framework says (Bokeh answers
         # its bare prefix with a redirect to the app, which counts as success).
         "readinessProbe": {
-            "httpGet": {"path": fw.readiness_path(prefix, app_path(spec)), "port": "http"},
+            "httpGet": {"path": fw.readiness_path(prefix, app_path(spec)), "port": PORT_NAME},
             "periodSeconds": 2,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
         "livenessProbe": {
-            "tcpSocket": {"port": "http"},
+            "tcpSocket": {"port": PORT_NAME},
             "initialDelaySeconds": 30,
             "periodSeconds": 15,
             "failureThreshold": 4,
@@ -117,6 +140,7 @@ def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
             "privileged": False,
+            "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
@@ -125,6 +149,8 @@ def make_deployment(spec: AppSpec, name: str, kube: KubeSettings, *, secret: str
         container["envFrom"] = [{"secretRef": {"name": secret}}]
     pod_spec: dict[str, Any] = {
         "containers": [container],
+        # counted against the container's ephemeral-storage limit too
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": storage}}],
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -173,7 +199,7 @@ def make_service(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(name),
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
 
@@ -208,18 +234,11 @@ def auth_middleware(kube: KubeSettings, address: str) -> Manifest:
 
 
 def middleware_refs(kube: KubeSettings) -> list[dict[str, str]]:
-    """An IngressRoute's middlewares: the gate first (same namespace, by name),
-    then ``TRAEFIK_MIDDLEWARES`` (``name`` or ``namespace/name``) in order.
-    The gate named there again is left out: a second check would present the
-    one-time entry token twice and be refused."""
-    refs = [{"name": AUTH_MIDDLEWARE}]
-    for m in kube.middlewares:
-        name = m.split("/")[-1]
-        namespace = m.split("/")[0] if "/" in m else None
-        if name == AUTH_MIDDLEWARE and namespace in (None, kube.namespace):
-            continue
-        refs.append({"name": name, **({"namespace": namespace} if namespace else {})})
-    return refs
+    """An IngressRoute's middlewares, by name in the route's own namespace
+    (Traefik allows no other): the gate first, then ``TRAEFIK_MIDDLEWARES`` in
+    order. The gate named there again is left out: a second check would
+    present the one-time entry token twice and be refused."""
+    return [{"name": AUTH_MIDDLEWARE}] + [{"name": m} for m in kube.middlewares if m != AUTH_MIDDLEWARE]
 
 
 def make_ingress_route(spec: AppSpec, name: str, kube: KubeSettings, owner_uid: str) -> Manifest:

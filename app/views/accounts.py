@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..auth import authenticate
+from ..auth import authenticate, end_sessions
 from ..forms import LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -48,6 +48,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    end_sessions(current_user)  # this session and every other of this user, remember-me cookies too
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("gallery.index"))

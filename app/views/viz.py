@@ -26,6 +26,7 @@ from .gate import TOKEN_PARAM
 bp = Blueprint("viz", __name__, url_prefix="/<owner>/<title>/viz")
 
 STOP_POLLING = 286  # htmx: stop polling this element
+BUSY_RETRY = 15  # seconds before a page that found the server full asks again
 NOT_STARTED = "The app could not start. Its owner can see why on this page."
 
 
@@ -120,6 +121,23 @@ def status_response(app: VizApp, dep: Deployment | None) -> Response:
     return response
 
 
+def busy_response(app: VizApp, message: str) -> Response:
+    """A cap is reached: say so plainly, and (the page) try again later."""
+    payload = {**status_payload(None), "status": "busy", "reason": message}
+    if _wants_json():
+        response = jsonify(payload)
+    else:
+        response = make_response(
+            render_template("partials/viz_status.html", app=app, s=payload, retry_after=BUSY_RETRY)
+        )
+    response.status_code = 503
+    response.headers["Retry-After"] = str(BUSY_RETRY)
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    response.vary.add("Accept")
+    return response
+
+
 def _shown_deployment(app: VizApp, public_name: str) -> Deployment | None:
     """The deployment the page shows, when it names one; else the latest."""
     if public_name:
@@ -147,7 +165,10 @@ def page(owner: str, title: str):
 def start(owner: str, title: str):
     app = visible_app(owner, title)
     now = utcnow()
-    dep = lifecycle.ensure_deployment(app, now=now)
+    try:
+        dep = lifecycle.ensure_deployment(app, now=now)
+    except lifecycle.Busy as exc:
+        return busy_response(app, str(exc))
     lifecycle.record_load(dep, now=now)
     lifecycle.refresh(dep, now=now)
     return status_response(app, dep)

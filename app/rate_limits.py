@@ -1,0 +1,242 @@
+"""Rate limits (Flask-Limiter): every limit Dormouse sets, in this one module,
+applied by endpoint in :func:`init_app` so the views stay as they are.
+
+Each limit is a sliding window (Flask-Limiter's ``moving-window`` strategy): a
+request counts for exactly one window length after it was made, and a refused
+request is not counted. So a flood of wrong passwords locks a user name only
+while it goes on, and for at most one window once it stops; nobody is locked
+out for good. A refused request is answered 429 with ``Retry-After`` (see
+:mod:`app.errors`).
+
+What is never limited: the gate (``/_auth/viz``, which Traefik asks about every
+request to an app), pings and JSON status polls of a running app, and every
+page that only reads.
+
+Who a client is: its address, ``request.remote_addr``. Behind the front door
+every request comes from Traefik, so Traefik's ``X-Forwarded-For`` names the
+client, and :class:`ForwardedFor` reads it, but only from a peer that can be
+Traefik: loopback (the local front door), or on Kubernetes a peer inside the
+cluster (a non-public address). IPv6 clients count per /64, the block one
+subscriber gets.
+
+Counts live in ``RATE_LIMIT_STORAGE``: ``memory://`` counts in each gunicorn
+worker on its own, so a limit holds per worker and per replica; Redis counts
+once for every worker and replica. If Redis cannot be reached, each worker
+counts in memory until it can again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache, partial
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter, RouteLimit
+from flask_login import current_user
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# --- the limits ------------------------------------------------------------------
+# Limit strings are Flask-Limiter's ("N/period", several joined by ";").
+
+#: Password guessing against one account, from any number of addresses (a name
+#: is counted however many clients try it). Five tries a minute leave room for
+#: typos; twenty an hour cap a slow, patient guesser.
+LOGIN_PER_NAME = "5/minute;20/hour"
+#: One address trying many names (credential stuffing); higher than per name,
+#: since several people may share an address (an office, a school).
+LOGIN_PER_CLIENT = "20/minute"
+#: One visitor waking apps (a script once started all eleven in the gallery in
+#: under a second); a person opens a few apps a minute.
+START_PER_CLIENT = "10/minute"
+#: One app's start, from everyone: many addresses cannot turn a start into a
+#: write storm, while a class opening one app together still fits.
+START_PER_APP = "60/minute"
+#: Publishing writes apps; a person correcting a form stays well inside.
+PUBLISH_PER_USER = "10/minute;30/hour"
+#: The viz page's HTML status partial hands out an entry token (for the
+#: iframe) each time: per client, as many as this many pages polling every
+#: STATUS_POLL_INTERVAL need. JSON answers carry no token and are not limited.
+ENTRY_TOKEN_PAGES = 5
+
+#: Sliding windows (see the module's docstring).
+STRATEGY = "moving-window"
+#: How many proxies stand between the client and Dormouse: Traefik, one hop,
+#: both in the local front door and on Kubernetes.
+PROXY_HOPS = 1
+#: HTMX requests whose 429 partial asks again by itself once the wait is over.
+RETRY_ENDPOINTS = frozenset({"viz.start", "viz.status"})
+
+EXTENSION = "dormouse.limiter"
+
+
+# --- who is asking -----------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+@lru_cache(maxsize=256)
+def trusted_peer(peer: str, backend: str) -> bool:
+    """Whether the direct peer ``peer`` may name the client in
+    ``X-Forwarded-For``: only a proxy of ours can, i.e. Traefik, which is on
+    loopback with the local front door and, on Kubernetes, a pod inside the
+    cluster (whose addresses are never public ones)."""
+    ip = _address(peer)
+    if ip is None:
+        return False
+    if ip.is_loopback:
+        return True
+    return backend == "kubernetes" and not ip.is_global
+
+
+class ForwardedFor:
+    """WSGI middleware: ``X-Forwarded-For`` becomes ``REMOTE_ADDR`` (Werkzeug's
+    ProxyFix, ``PROXY_HOPS`` hops) when the direct peer is trusted, and is
+    ignored otherwise. Only the address: gunicorn handles the scheme
+    (``forwarded_allow_ips``), and ``X-Forwarded-Host`` is never believed, as
+    the host checks rely on the real ``Host``."""
+
+    def __init__(self, wsgi_app: Callable[..., Any], backend: str) -> None:
+        self.wsgi_app = wsgi_app
+        self.backend = backend
+        self.proxied = ProxyFix(wsgi_app, x_for=PROXY_HOPS, x_proto=0, x_host=0, x_port=0, x_prefix=0)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if "HTTP_X_FORWARDED_FOR" in environ and trusted_peer(environ.get("REMOTE_ADDR", ""), self.backend):
+            return self.proxied(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
+def client_address() -> str:
+    """The client's address as limits count it: IPv4 as is, IPv6 by /64."""
+    raw = request.remote_addr or ""
+    ip = _address(raw)
+    if ip is None:
+        return raw or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and not ip.is_loopback:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def client_key() -> str:
+    return f"client:{client_address()}"
+
+
+def login_name_key() -> str:
+    """The user name a login form names, stripped as the login strips it and
+    lower-cased (user names are lower-case slugs, so ``Alice`` is no other
+    account): spellings of one name share its count. Cut to a bounded length,
+    as a count is kept per name."""
+    return "name:" + request.form.get("username", "").strip().lower()[:100]
+
+
+def app_key() -> str:
+    args = request.view_args or {}
+    return f"app:{args.get('owner', '')}/{args.get('title', '')}"
+
+
+def publisher_key() -> str:
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return client_key()
+
+
+def _answers_json() -> bool:
+    """The status answer is JSON (no entry token in it), as the view decides."""
+    from .views.viz import _wants_json
+
+    return _wants_json()
+
+
+# --- wiring --------------------------------------------------------------------------
+
+
+def init_app(app: Flask) -> None:
+    """Read client addresses through :class:`ForwardedFor`, make this app's
+    limiter from ``RATE_LIMITS`` and ``RATE_LIMIT_STORAGE`` and wrap the
+    limited views in ``app.view_functions``.
+
+    The limiter is the app's own (``app.extensions["dormouse.limiter"]``), not
+    a module-level one: it holds its storage, and every app made in one process
+    (the tests make many) counts apart."""
+    settings = app.config["DORMOUSE"]
+    app.wsgi_app = ForwardedFor(app.wsgi_app, settings.backend)  # type: ignore[method-assign]
+    app.config.setdefault("RATELIMIT_ENABLED", settings.rate_limits_enabled)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.rate_limit_storage)
+    app.config.setdefault("RATELIMIT_STRATEGY", STRATEGY)
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "dormouse")  # a shared Redis may hold others' keys
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)  # Redis down: count in memory
+    limiter = Limiter(key_func=client_key)
+    limiter.init_app(app)
+    app.extensions[EXTENSION] = limiter
+    if not limiter.enabled:
+        return
+    _drop_global_hooks(app, limiter)
+
+    entry_tokens = f"{math.ceil(ENTRY_TOKEN_PAGES * 60 / settings.status_poll_interval)}/minute"
+    post = ["POST"]
+    _apply(
+        app,
+        "auth.login",
+        limiter.limit(LOGIN_PER_NAME, key_func=login_name_key, methods=post),
+        limiter.limit(LOGIN_PER_CLIENT, methods=post),
+    )
+    _apply(app, "viz.start", limiter.limit(START_PER_APP, key_func=app_key), limiter.limit(START_PER_CLIENT))
+    _apply(app, "publish.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
+    token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens", exempt_when=_answers_json)
+    _apply(app, "viz.status", token_partials)
+    _apply(app, "viz.ping", token_partials)
+
+
+def _apply(app: Flask, endpoint: str, *limits: RouteLimit) -> None:
+    view = app.view_functions[endpoint]
+    for limit in limits:
+        view = limit(view)
+    app.view_functions[endpoint] = view
+
+
+def _drop_global_hooks(app: Flask, limiter: Limiter) -> None:
+    """Every limit here decorates a view, whose wrapper checks it. Flask-Limiter's
+    app-wide hooks serve what Dormouse does not use (default and application
+    limits, ``X-RateLimit`` headers, conditional deductions), yet would run on
+    every request, the gate's included, and cost it some 60 us, about as much
+    as the whole check (measured in-process). Take them out."""
+
+    def ours(hook: Callable[..., Any]) -> bool:
+        owner = hook.args[0] if isinstance(hook, partial) and hook.args else getattr(hook, "__self__", None)
+        return owner is limiter
+
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        if None in hooks:
+            hooks[None][:] = [hook for hook in hooks[None] if not ours(hook)]
+
+
+def retry_after(exc: Exception) -> int:
+    """Whole seconds until the limit that refused this request lets one
+    through again (at least 1)."""
+    limiter: Limiter | None = current_app.extensions.get(EXTENSION)
+    breached = limiter.current_limit if limiter is not None and limiter.enabled else None
+    if breached is not None:
+        try:
+            return max(1, math.ceil(breached.window[0] - time.time()))
+        except Exception:  # the storage failed just now: the whole window is an upper bound
+            return breached.limit.get_expiry()
+    value = getattr(exc, "retry_after", None)  # abort(429, retry_after=...)
+    if isinstance(value, datetime):
+        return max(1, math.ceil(value.timestamp() - time.time()))
+    if isinstance(value, int):
+        return max(1, value)
+    return 60

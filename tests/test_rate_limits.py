@@ -1,0 +1,409 @@
+"""Rate limits (app/rate_limits.py): login per name and per client, start per
+client and per app, publish, the entry-token partials; 429 with Retry-After
+and a friendly answer; what is never limited; whose X-Forwarded-For is
+believed; RATE_LIMITS=0; the storage URI.
+
+The other tests run with RATE_LIMITS=0 (tests/factories.make_settings); these
+turn the limits on. The Flask test client's peer is 127.0.0.1, as Traefik's is
+behind the front door, so its X-Forwarded-For names the client.
+"""
+
+from __future__ import annotations
+
+import html
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import limits.storage.memory
+import pytest
+from flask import Flask, request
+from limits.storage import MemoryStorage, RedisStorage
+from werkzeug.test import Client
+
+from app import rate_limits
+from app.extensions import db
+from app.rate_limits import EXTENSION, ForwardedFor, trusted_peer
+from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
+from tests.fakes import FakeBackend
+
+JSON = {"Accept": "application/json"}
+HX = {"HX-Request": "true"}
+WRONG = "not-the-password"
+
+
+def _limited_app(tmp_path: Path, **env: str) -> Iterator[Flask]:
+    app = build_app(make_settings(tmp_path, RATE_LIMITS="1", **env))
+    app.test_client_class = CSRFClient
+    app.extensions["dormouse.backend"] = FakeBackend()
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[Flask]:
+    """An app with the limits on (and a fake backend), alice and her app."""
+    yield from _limited_app(tmp_path)
+
+
+@pytest.fixture
+def client(limited: Flask) -> CSRFClient:
+    make_user("alice")
+    make_user("bob")
+    return limited.test_client()  # type: ignore[return-value]
+
+
+def _from(address: str) -> dict[str, str]:
+    """Headers of a request Traefik passes on from ``address``."""
+    return {"X-Forwarded-For": address}
+
+
+def _attempt(client: CSRFClient, name: str, password: str = WRONG, address: str = "203.0.113.1"):
+    return client.post("/login", data={"username": name, "password": password}, headers=_from(address))
+
+
+def _retry_after(response) -> int:
+    value = int(response.headers["Retry-After"])
+    assert 1 <= value <= 3600
+    return value
+
+
+class _Clock:
+    """``time`` for the limits' in-memory storage, moved on by hand."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+# --- login ------------------------------------------------------------------------------
+
+
+def test_the_sixth_wrong_password_for_a_name_within_a_minute_is_refused(client):
+    for _ in range(5):
+        assert _attempt(client, "alice").status_code == 400
+    refused = _attempt(client, "alice")
+    assert refused.status_code == 429
+    seconds = _retry_after(refused)
+    page = refused.get_data(as_text=True)
+    assert "Too many requests" in page and f"wait {seconds} s" in page
+    assert refused.headers["Cache-Control"] == "no-store"
+
+
+def test_a_name_is_limited_across_clients(client):
+    """An attacker rotating addresses gets no more guesses at one name."""
+    for n in range(5):
+        assert _attempt(client, "alice", address=f"198.51.100.{n}").status_code == 400
+    assert _attempt(client, "alice", address="192.0.2.77").status_code == 429
+    assert _attempt(client, " Alice ", address="192.0.2.78").status_code == 429  # one name, spelt otherwise
+
+
+def test_another_name_still_logs_in_during_a_lockout(client):
+    for _ in range(6):
+        _attempt(client, "alice")
+    response = _attempt(client, "bob", password="correct-horse")
+    assert response.status_code == 302
+
+
+def test_the_right_password_during_a_lockout_is_refused_too(client):
+    """No oracle: a locked name answers 429 whatever the password."""
+    for _ in range(5):
+        _attempt(client, "alice")
+    response = _attempt(client, "alice", password="correct-horse", address="192.0.2.5")
+    assert response.status_code == 429
+    assert "Log out" not in client.get("/").get_data(as_text=True)
+
+
+def test_one_client_trying_many_names_is_limited(client):
+    for n in range(20):
+        assert _attempt(client, f"user{n}").status_code == 400
+    assert _attempt(client, "bob", password="correct-horse").status_code == 429
+    assert _attempt(client, "bob", password="correct-horse", address="203.0.113.2").status_code == 302
+
+
+def test_a_lockout_ends_a_window_after_the_flood_stops(client, monkeypatch):
+    """Sliding windows: refused attempts do not count, so the real user gets
+    in one minute after the last counted one, however long the flood went on."""
+    clock = _Clock()
+    monkeypatch.setattr(limits.storage.memory, "time", clock)
+    for n in range(40):
+        _attempt(client, "alice", address=f"198.51.100.{n}")
+        clock.offset += 0.1
+    assert _attempt(client, "alice", password="correct-horse").status_code == 429
+    clock.offset += 61
+    assert _attempt(client, "alice", password="correct-horse").status_code == 302
+
+
+def test_login_pages_are_not_counted(client):
+    for _ in range(30):
+        assert client.get("/login", headers=_from("203.0.113.1")).status_code == 200
+    assert _attempt(client, "alice", password="correct-horse").status_code == 302
+
+
+# --- start ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def apps(client):
+    from app.models import User
+
+    alice = db.session.scalar(db.select(User).where(User.username == "alice"))
+    return make_app(alice, "wave"), make_app(alice, "sliders", framework="bokeh")
+
+
+def _start(client: CSRFClient, path: str, address: str, headers: dict[str, str] | None = None):
+    return client.post(f"{path}viz/start", headers={**_from(address), **(headers or JSON)})
+
+
+def test_one_client_may_start_ten_apps_a_minute(client, apps):
+    for n in range(10):
+        path = "/alice/wave/" if n % 2 else "/alice/sliders/"
+        assert _start(client, path, "203.0.113.1").status_code == 200
+    refused = _start(client, "/alice/wave/", "203.0.113.1")
+    assert refused.status_code == 429
+    body = refused.get_json()
+    assert body["status"] == 429 and body["retry_after"] == _retry_after(refused)
+    assert "Too many requests" in body["error"]
+    assert _start(client, "/alice/wave/", "203.0.113.2").status_code == 200  # someone else
+
+
+def test_one_app_may_be_started_sixty_times_a_minute_by_everyone(client, apps):
+    for n in range(60):
+        assert _start(client, "/alice/wave/", f"198.51.100.{n}").status_code == 200
+    assert _start(client, "/alice/wave/", "192.0.2.1").status_code == 429
+    assert _start(client, "/alice/sliders/", "192.0.2.1").status_code == 200  # another app
+
+
+def test_a_refused_start_on_the_viz_page_tries_again_by_itself(client, apps):
+    for _ in range(10):
+        _start(client, "/alice/wave/", "203.0.113.1", HX)
+    refused = _start(client, "/alice/wave/", "203.0.113.1", HX)
+    assert refused.status_code == 429
+    seconds = _retry_after(refused)
+    partial = refused.get_data(as_text=True)
+    assert 'id="viz-status"' in partial
+    assert 'hx-post="/alice/wave/viz/start"' in partial
+    assert f'hx-trigger="load delay:{seconds}s"' in partial
+    assert f'trying again in <span class="retry-after">{seconds}</span> s' in partial
+
+
+# --- never limited, and the entry-token partials ------------------------------------------
+
+
+def test_pings_and_json_status_polls_are_never_limited(client, apps):
+    assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200
+    for _ in range(300):
+        response = client.get("/alice/wave/viz/status", headers={**JSON, **_from("203.0.113.1")})
+        assert response.status_code == 200
+    for _ in range(300):
+        response = client.post("/alice/wave/viz/ping", headers={**JSON, **_from("203.0.113.1")})
+        assert response.status_code == 200
+
+
+def test_the_gate_is_never_limited(client, limited):
+    for _ in range(500):
+        response = client.get(
+            "/_auth/viz", headers={"X-Forwarded-Uri": "/alice/wave/default-abc234/", **_from("203.0.113.1")}
+        )
+        assert response.status_code == 401
+    # Nor does any request but a limited view's pay for the limiter: its
+    # app-wide hooks are gone (app/rate_limits.py, _drop_global_hooks).
+    limiter = limited.extensions[EXTENSION]
+    hooks = [
+        *limited.before_request_funcs.get(None, []),
+        *limited.after_request_funcs.get(None, []),
+        *limited.teardown_request_funcs.get(None, []),
+    ]
+    assert not [hook for hook in hooks if getattr(hook, "__self__", None) is limiter]
+    assert not [hook for hook in hooks if limiter in getattr(hook, "args", ())]
+
+
+@pytest.fixture
+def slow_polls(tmp_path: Path) -> Iterator[Flask]:
+    """Polls every 10 s, so a client gets 5 * 60 / 10 = 30 token partials a minute."""
+    yield from _limited_app(tmp_path, STATUS_POLL_INTERVAL="10")
+
+
+def test_status_partials_with_entry_tokens_are_limited_per_client(slow_polls):
+    client = slow_polls.test_client()
+    alice = make_user("alice")
+    make_app(alice, "wave")
+    assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200
+    public_name = _start(client, "/alice/wave/", "203.0.113.1").get_json()["public_name"]
+    url = f"/alice/wave/viz/status?deployment={public_name}"
+    for _ in range(30):
+        assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == 200
+    refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
+    assert refused.status_code == 429
+    seconds = _retry_after(refused)
+    partial = html.unescape(refused.get_data(as_text=True))
+    assert f'hx-get="{url}"' in partial and f"load delay:{seconds}s" in partial
+    # Pings that answer HTML carry tokens too, and share the count; JSON carries none.
+    assert client.post("/alice/wave/viz/ping", headers={**HX, **_from("203.0.113.1")}).status_code == 429
+    assert client.get(url, headers={**JSON, **_from("203.0.113.1")}).status_code == 200
+    assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == 200
+
+
+# --- publish --------------------------------------------------------------------------------
+
+
+def test_publishing_is_limited_per_user(client):
+    assert login(client).status_code == 302
+    form = {"title": "", "framework": "dash", "source": "dash-wave/app.py:server"}
+    for n in range(10):
+        assert client.post("/publish", data=form, headers=_from(f"198.51.100.{n}")).status_code == 400
+    refused = client.post("/publish", data=form, headers=_from("192.0.2.1"))
+    assert refused.status_code == 429
+    _retry_after(refused)
+    assert client.get("/publish").status_code == 200  # the form itself is not limited
+
+
+# --- who the client is ------------------------------------------------------------------------
+
+
+def test_forwarded_for_is_ignored_from_a_peer_that_is_not_loopback(client, apps):
+    """A direct peer that is not Traefik cannot pick the address it is counted by."""
+    peer = {"REMOTE_ADDR": "10.0.0.5"}
+    for n in range(10):
+        response = client.post(
+            "/alice/wave/viz/start", headers={**JSON, **_from(f"198.51.100.{n}")}, environ_overrides=peer
+        )
+        assert response.status_code == 200
+    spoofed = client.post(
+        "/alice/wave/viz/start", headers={**JSON, **_from("192.0.2.99")}, environ_overrides=peer
+    )
+    assert spoofed.status_code == 429
+    assert _start(client, "/alice/wave/", "192.0.2.99").status_code == 200  # the real 192.0.2.99
+
+
+@pytest.mark.parametrize(
+    ("peer", "backend", "trusted"),
+    [
+        ("127.0.0.1", "local", True),
+        ("127.0.0.2", "local", True),
+        ("::1", "local", True),
+        ("::ffff:127.0.0.1", "local", True),
+        ("10.0.0.5", "local", False),
+        ("192.168.1.20", "local", False),
+        ("203.0.113.1", "local", False),
+        ("", "local", False),
+        ("not-an-address", "local", False),
+        # On Kubernetes Traefik is a pod: an address inside the cluster.
+        ("10.42.0.17", "kubernetes", True),
+        ("100.64.3.4", "kubernetes", True),
+        ("fd00:10:244::5", "kubernetes", True),
+        ("127.0.0.1", "kubernetes", True),
+        ("8.8.8.8", "kubernetes", False),
+        ("2001:4860:4860::8888", "kubernetes", False),
+    ],
+)
+def test_which_peers_may_name_the_client(peer, backend, trusted):
+    assert trusted_peer(peer, backend) is trusted
+
+
+def _seen_by(backend: str, peer: str, headers: dict[str, str]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+
+    def wsgi(environ, start_response):
+        seen.update(addr=environ["REMOTE_ADDR"], host=environ["HTTP_HOST"], scheme=environ["wsgi.url_scheme"])
+        start_response("204 No Content", [])
+        return []
+
+    Client(ForwardedFor(wsgi, backend)).get(
+        "/", headers={"Host": "dormouse.localhost", **headers}, environ_overrides={"REMOTE_ADDR": peer}
+    )
+    return seen
+
+
+def test_only_the_hop_traefik_adds_is_read_and_nothing_else_forwarded():
+    forwarded = {
+        "X-Forwarded-For": "6.6.6.6, 203.0.113.9",  # the client's own claim, then Traefik's
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+    }
+    seen = _seen_by("local", "127.0.0.1", forwarded)
+    assert seen == {"addr": "203.0.113.9", "host": "dormouse.localhost", "scheme": "http"}
+    assert _seen_by("local", "10.0.0.5", forwarded)["addr"] == "10.0.0.5"
+    assert _seen_by("kubernetes", "10.42.0.17", forwarded)["addr"] == "203.0.113.9"
+    assert _seen_by("kubernetes", "8.8.8.8", forwarded)["addr"] == "8.8.8.8"
+
+
+def test_ipv6_clients_count_per_64(limited):
+    def address(peer: str) -> str:
+        with limited.test_request_context("/", environ_overrides={"REMOTE_ADDR": peer}):
+            assert request.remote_addr == peer
+            return rate_limits.client_address()
+
+    assert address("2001:db8:1:2::1") == address("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert address("2001:db8:1:3::1") != address("2001:db8:1:2::1")
+    assert address("::ffff:198.51.100.7") == "198.51.100.7"
+    assert address("198.51.100.7") == "198.51.100.7"
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def test_rate_limits_off_limits_nothing(tmp_path):
+    app = build_app(make_settings(tmp_path, RATE_LIMITS="0"))
+    app.test_client_class = CSRFClient
+    app.extensions["dormouse.backend"] = FakeBackend()
+    with app.app_context():
+        make_app(make_user("alice"), "wave")
+        client = app.test_client()
+        assert not app.extensions[EXTENSION].enabled
+        for _ in range(25):
+            assert _attempt(client, "alice").status_code == 400
+        for _ in range(15):
+            assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_default_storage_is_in_memory(limited):
+    assert limited.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert isinstance(limited.extensions[EXTENSION].storage, MemoryStorage)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
+
+
+def test_a_redis_storage_uri_reaches_flask_limiter(tmp_path):
+    """No Redis server here: the URI is handed to Flask-Limiter as it is, and
+    while Redis cannot be reached each worker counts in memory, so limits still
+    hold and nobody gets a 500."""
+    uri = f"redis://127.0.0.1:{_closed_port()}/3"
+    for app in _limited_app(tmp_path, RATE_LIMIT_STORAGE=uri):
+        assert app.config["RATELIMIT_STORAGE_URI"] == uri
+        assert isinstance(app.extensions[EXTENSION].storage, RedisStorage)
+        make_user("alice")
+        client = app.test_client()
+        assert [_attempt(client, "alice").status_code for _ in range(6)] == [400] * 5 + [429]
+
+
+def test_limit_strings_parse():
+    from limits import parse_many
+
+    for value in (
+        rate_limits.LOGIN_PER_NAME,
+        rate_limits.LOGIN_PER_CLIENT,
+        rate_limits.START_PER_CLIENT,
+        rate_limits.START_PER_APP,
+        rate_limits.PUBLISH_PER_USER,
+    ):
+        assert parse_many(value)
+
+
+def test_a_429_from_elsewhere_keeps_its_own_retry_after(limited):
+    from werkzeug.exceptions import TooManyRequests
+
+    with limited.test_request_context("/"):
+        assert rate_limits.retry_after(TooManyRequests(retry_after=30)) == 30
+        assert rate_limits.retry_after(TooManyRequests()) == 60
