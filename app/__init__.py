@@ -47,13 +47,14 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     app.extensions["dormouse.backend"] = make_backend(settings)
     app.jinja_env.globals["frameworks"] = frameworks.FRAMEWORKS  # labels and badges for pages
 
-    from . import auth, errors, rate_limits, scheduler, security
+    from . import auth, errors, metrics, rate_limits, scheduler, security
     from .cli import register_cli
     from .views import register_blueprints
 
     auth.init_app(app)
     register_blueprints(app)
     rate_limits.init_app(app)  # wraps views registered above
+    metrics.init_app(app)  # /metrics, and counts the gate's decisions (wraps its view)
     errors.init_app(app)
     security.init_app(app)
     register_cli(app)

@@ -13,13 +13,14 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from .config_env import ConfigError, env_bool, env_float, env_int, env_port, env_str
 from .front_door_settings import LOCAL_VIZ_HOST, LOOPBACK_HOSTS, FrontDoorSettings, parse_trusted_hosts
 from .kube_settings import KubeSettings
+from .prices import Prices
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,6 +132,8 @@ class Settings:
     max_live_deployments: int  # apps running at once, in total
     max_live_per_owner: int  # apps of one owner running at once
     max_apps_per_owner: int  # apps one user may publish
+    prices: Prices  # PRICE_CPU_HOUR, PRICE_GB_HOUR
+    metrics_token: str = field(repr=False)  # METRICS_TOKEN; "" = no /metrics
     rate_limits_enabled: bool
     rate_limit_storage: str  # Flask-Limiter storage URI: memory:// or redis://...
     secure_cookies: bool
@@ -214,6 +217,8 @@ class Settings:
             max_live_deployments=env_int(env, "MAX_LIVE_DEPLOYMENTS", 20, minimum=1),
             max_live_per_owner=env_int(env, "MAX_LIVE_PER_OWNER", 5, minimum=1),
             max_apps_per_owner=env_int(env, "MAX_APPS_PER_OWNER", 20, minimum=1),
+            prices=Prices.from_env(env),
+            metrics_token=env_str(env, "METRICS_TOKEN", ""),
             rate_limits_enabled=env_bool(env, "RATE_LIMITS", True),
             rate_limit_storage=rate_limit_storage(env_str(env, "RATE_LIMIT_STORAGE", "memory://")),
             secure_cookies=env_bool(env, "SESSION_COOKIE_SECURE", env_name == "production"),

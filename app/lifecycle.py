@@ -17,11 +17,12 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from . import app_environment, idle, slugs
+from . import app_environment, idle, metrics, slugs, usage
 from .backends.base import AppSpec, Backend, BackendError
 from .config import Settings
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, VizApp, utcnow
+from .publishing import parse_cpu, parse_memory
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,8 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
             phase="Requesting a new deployment",
             backend=backend().name,
             created_at=now,
+            cpu_millicores=parse_cpu(app.cpu),  # what runs, for its cost (app/costs.py)
+            memory_mib=parse_memory(app.memory),
         )
         db.session.add(dep)
         try:
@@ -195,6 +198,7 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
                 return winner
             continue  # a slot (or the public name) was taken meanwhile: look again
         log.info("deployment %s: starting %s", dep.public_name, app.slug_path)
+        metrics.record_start()
         _launch(dep, now)
         return dep
     raise Busy(BUSY_TOTAL)
@@ -261,6 +265,7 @@ def fail(dep: Deployment, reason: str, now: datetime) -> bool:
         stop_reason="failed",
     )
     if changed:
+        metrics.record_stop("failed")
         _stop_backend(dep)
     return changed
 
@@ -277,7 +282,7 @@ def _stop_backend(dep: Deployment) -> None:
 def record_load(dep: Deployment, *, now: datetime | None = None) -> None:
     """A full page load of the viz page."""
     now = now or utcnow()
-    _transition(dep, LIVE_STATUSES, latest_load_at=now)
+    _transition(dep, LIVE_STATUSES, latest_load_at=now, page_loads=Deployment.page_loads + 1)
 
 
 def record_ping(dep: Deployment, *, now: datetime | None = None) -> bool:
@@ -285,8 +290,20 @@ def record_ping(dep: Deployment, *, now: datetime | None = None) -> bool:
     than ACTIVITY_RESOLUTION, so many open tabs cost few writes. A ping never
     revives a stopped deployment."""
     now = now or utcnow()
+    metrics.record_ping()
     cutoff = now - timedelta(seconds=settings().activity_resolution)
-    return _transition(dep, LIVE_STATUSES, _older_than(Deployment.latest_ping_at, cutoff), latest_ping_at=now)
+    return _transition(
+        dep,
+        LIVE_STATUSES,
+        _older_than(Deployment.latest_ping_at, cutoff),
+        latest_ping_at=now,
+        viewer_seconds=usage.ping_credit(
+            dep.latest_ping_at,
+            now,
+            ping_interval=settings().ping_interval,
+            activity_resolution=settings().activity_resolution,
+        ),
+    )
 
 
 def refresh(
@@ -318,6 +335,7 @@ def refresh(
         if _transition(dep, ("starting",), status="running", ready_at=now, phase="Ready"):
             age = (now - dep.created_at).total_seconds()
             log.info("deployment %s: running after %.1fs", dep.public_name, age)
+            metrics.observe_cold_start(age)
     elif status.state == "failed":
         fail(dep, status.reason or "The app exited while starting.", now)
     elif status.state == "gone":
@@ -371,5 +389,6 @@ def stop(
     ):
         return False
     log.info("deployment %s: stopped (%s) %s", dep.public_name, reason, detail)
+    metrics.record_stop(reason)
     _stop_backend(dep)
     return True

@@ -11,9 +11,11 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -137,6 +139,8 @@ class VizApp(db.Model):
     embed_origins: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Dollars a month this app may cost (see app/costs.py); none: no limit.
+    monthly_budget: Mapped[float | None] = mapped_column(Numeric(12, 2, asdecimal=False))
 
     owner: Mapped[User] = relationship(back_populates="apps")
     deployments: Mapped[list[Deployment]] = relationship(
@@ -167,6 +171,11 @@ class Deployment(db.Model):
             postgresql_where=text(sql_in("status", LIVE_STATUSES)),
         ),
         Index("ix_deployments_status", "status"),
+        # Usage and cost (app/usage.py, app/costs.py): deployments of one app, or
+        # of all, that started or stopped in a window.
+        Index("ix_deployments_app_created", "app_id", "created_at"),
+        Index("ix_deployments_created_at", "created_at"),
+        Index("ix_deployments_stopped_created", "stopped_at", "created_at"),
         # The caps (MAX_LIVE_DEPLOYMENTS, MAX_LIVE_PER_OWNER), exact across workers
         # and replicas: a live deployment holds one numbered slot of each, and
         # these indexes let no two live deployments hold the same one.
@@ -208,6 +217,16 @@ class Deployment(db.Model):
     # When a process last read this deployment's status from the backend; the
     # conditional update on it lets one read a second through, across workers.
     status_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What ran, for its cost: the app's CPU and memory when this deployment was
+    # made (the app may be edited later). None only for rows whose app's
+    # quantities could not be read when the columns were added.
+    cpu_millicores: Mapped[int | None] = mapped_column(Integer)
+    memory_mib: Mapped[int | None] = mapped_column(Integer)
+    # Usage counters, moved only by writes that happen anyway (record_load,
+    # record_ping): full page loads, and seconds watched as the written pings
+    # tell it (app/usage.py, ping_credit).
+    page_loads: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    viewer_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
 
     app: Mapped[VizApp] = relationship(back_populates="deployments")
 

@@ -16,8 +16,8 @@ from .extensions import db
 from .models import User, VizApp
 
 # Asked by machines, not browsers, by whatever name reaches them: Traefik's
-# forwardAuth (the internal address) and health probes (a pod's IP).
-ANY_HOST_ENDPOINTS = frozenset({"gate.check", "gallery.healthz"})
+# forwardAuth (the internal address), health probes and Prometheus (a pod's IP).
+ANY_HOST_ENDPOINTS = frozenset({"gate.check", "gallery.healthz", "metrics.scrape"})
 GATE_PATH = "/_auth/viz"
 NOT_HERE = "No app is being served at this address now. Reload the page that showed it.\n"
 

@@ -39,6 +39,7 @@ RESERVED_OWNERS = frozenset(
         "account",
         "apps",
         "healthz",
+        "metrics",
         "login",
         "logout",
         "publish",

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from . import idle, leases, tokens
+from . import idle, leases, metrics, tokens
 from .extensions import db
 from .lifecycle import backend, fail, limits, refresh, settings, stop
 from .models import LIVE_STATUSES, Deployment, utcnow
@@ -72,6 +72,7 @@ def under_lease(run: Callable[[], SweepReport]) -> SweepReport:
         return run()
 
 
+@metrics.timed_sweep
 def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
     """One pass: reconcile with the backend (so a lost app is reported as gone,
     not idle), then fail deployments that never started and stop idle ones;

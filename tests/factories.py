@@ -9,6 +9,7 @@ these, so a test never imports from conftest.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, current_app, g, has_app_context
@@ -18,9 +19,10 @@ from app import create_app
 from app.auth import create_user
 from app.backends.base import AppSpec
 from app.config import REPO_ROOT, Settings
-from app.models import User, VizApp
+from app.extensions import db
+from app.models import Deployment, User, VizApp
 from app.publishing import AppInput, publish
-from app.slugs import deployment_name, url_prefix
+from app.slugs import deployment_name, public_name, url_prefix
 
 EXAMPLES = REPO_ROOT / "examples"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -93,6 +95,42 @@ def make_app(
         **{k: str(v) if k != "is_public" else v for k, v in fields.items()},
     )  # type: ignore[arg-type]
     return publish(owner, data, current_app.config["DORMOUSE"])
+
+
+def make_deployment(
+    app: VizApp,
+    created_at: datetime,
+    *,
+    ready_at: datetime | None = None,
+    stopped_at: datetime | None = None,
+    stop_reason: str | None = None,
+    name: str = "default",
+    cpu_millicores: int | None = 500,
+    memory_mib: int | None = 512,
+    **fields: object,
+) -> Deployment:
+    """A deployment row with the given history, written directly (no
+    backend): stopped if ``stopped_at``, else running if ``ready_at``, else
+    starting; ``fields`` are other columns (page_loads, viewer_seconds, ...)."""
+    if "status" not in fields:
+        fields["status"] = "stopped" if stopped_at else "running" if ready_at else "starting"
+    dep = Deployment(
+        app=app,
+        owner_id=app.owner_id,
+        name=name,
+        public_name=public_name(name),
+        backend="local",
+        created_at=created_at,
+        ready_at=ready_at,
+        stopped_at=stopped_at,
+        stop_reason=stop_reason if stop_reason or not stopped_at else "idle",
+        cpu_millicores=cpu_millicores,
+        memory_mib=memory_mib,
+        **fields,
+    )
+    db.session.add(dep)
+    db.session.commit()
+    return dep
 
 
 def login(client: FlaskClient, username: str = "alice", password: str = "correct-horse"):

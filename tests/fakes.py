@@ -23,6 +23,7 @@ class FakeBackend:
         self.calls: Counter[str] = Counter()
         self.fail_create: str | None = None
         self.extra: dict[str, str] = {}  # name -> ref the backend runs but no row knows
+        self.outputs: dict[str, str] = {}  # ref -> its scripted output, for logs()
         self._lock = threading.Lock()
 
     # protocol ---------------------------------------------------------------
@@ -54,6 +55,13 @@ class FakeBackend:
             live = {spec.deployment_name: ref for ref, spec in self.specs.items() if ref in self.states}
             live.update(self.extra)
             return live
+
+    def logs(self, ref: str, max_bytes: int) -> str:
+        """The scripted output's last ``max_bytes`` (UTF-8); kept after a stop, like a log file."""
+        with self._lock:
+            self.calls["logs"] += 1
+            data = self.outputs.get(ref, "").encode()
+            return data[max(0, len(data) - max_bytes) :].decode("utf-8", "replace")
 
     def url(self, ref: str) -> str:
         return f"http://viz.dormouse.localhost:9999{self.specs[ref].prefix}"

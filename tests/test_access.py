@@ -121,12 +121,44 @@ def check_ping(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
     assert dep.latest_ping_at is not None
 
 
+def manages(client: CSRFClient) -> bool:
+    """The viewer is the apps' owner or an admin (the logs are theirs only)."""
+    return who(client) in (USERNAMES["owner"], USERNAMES["admin"])
+
+
+def check_logs_page(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = site.ensure_deployment(title)
+    (ref,) = [ref for ref, spec in site.backend.specs.items() if spec.public_name == public_name]
+    site.backend.outputs[ref] = "app output\n"
+    if not (shown and manages(client)):  # even a public app's log is its owner's and admins'
+        assert_hidden(client, "GET", "/logs", title)
+        assert_hidden(client, "GET", f"/logs?deployment={public_name}", title)
+        return
+    response = client.get(f"/alice/{title}/logs?deployment={public_name}")
+    assert response.status_code == 200 and "app output" in response.get_data(as_text=True)
+
+
+def check_logs_download(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = site.ensure_deployment(title)
+    (ref,) = [ref for ref, spec in site.backend.specs.items() if spec.public_name == public_name]
+    site.backend.outputs[ref] = "app output\n"
+    if not (shown and manages(client)):
+        assert_hidden(client, "GET", "/logs.txt", title)
+        assert_hidden(client, "GET", f"/logs.txt?deployment={public_name}", title)
+        return
+    response = client.get(f"/alice/{title}/logs.txt")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "app output\n"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+
+
 APP_CHECKS: dict[tuple[str, str], AppCheck] = {
     ("gallery.app_page", "GET"): check_app_page,
     ("viz.page", "GET"): check_viz_page,
     ("viz.start", "POST"): check_start,
     ("viz.status", "GET"): check_status,
     ("viz.ping", "POST"): check_ping,
+    ("logs.page", "GET"): check_logs_page,
+    ("logs.download", "GET"): check_logs_download,
 }
 
 
@@ -181,6 +213,12 @@ def check_gate(site: Site, client: CSRFClient, viewer: str) -> None:
     assert response.status_code == 401
 
 
+def check_metrics(site: Site, client: CSRFClient, viewer: str) -> None:
+    """Prometheus metrics answer a bearer token only (tests/test_metrics.py);
+    with none configured, as here, there is no such page, for admins too."""
+    assert client.get("/metrics").status_code == 404
+
+
 def check_login_page(site: Site, client: CSRFClient, viewer: str) -> None:
     response = client.get("/login")
     if viewer == "anonymous":
@@ -230,6 +268,7 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("gallery.robots", "GET"): check_robots,
     ("gallery.healthz", "GET"): check_healthz,
     ("gate.check", "GET"): check_gate,
+    ("metrics.scrape", "GET"): check_metrics,
     ("auth.login", "GET"): check_login_page,
     ("auth.login", "POST"): check_login_post,
     ("auth.logout", "POST"): check_logout,

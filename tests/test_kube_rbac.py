@@ -2,8 +2,8 @@
 
 A real kube-apiserver runs with --authorization-mode=RBAC; the Role and
 RoleBinding from k8s/ are applied as they ship, and the whole lifecycle runs
-as the ServiceAccount dormouse/dormouse: start, ready, idle stop, a failed
-start, a create that fails halfway (its cleanup), and reconcile. Sufficient:
+as the ServiceAccount dormouse/dormouse: start, ready, its log, idle stop, a
+failed start, a create that fails halfway (its cleanup), and reconcile. Sufficient:
 it all works. Minimal: every verb on every resource the Role grants was used
 (so taking any one away breaks a path of the lifecycle).
 """
@@ -35,7 +35,8 @@ APPS_NS = "dormouse-apps"
 HX = {"HX-Request": "true"}
 JSON = {"Accept": "application/json"}
 PATH_RE = re.compile(
-    r"^/apis?/(?:(?P<group>[^/]+)/)?(?:v1|v1alpha1)/namespaces/[^/]+/(?P<res>[^/]+)(?P<item>/[^/]+)?$"
+    r"^/apis?/(?:(?P<group>[^/]+)/)?(?:v1|v1alpha1)/namespaces/[^/]+/(?P<res>[^/]+)"
+    r"(?:(?P<item>/[^/]+)(?:/(?P<sub>[^/]+))?)?$"
 )
 VERBS = {"POST": "create", "DELETE": "delete", "PATCH": "patch"}
 
@@ -85,7 +86,8 @@ def used(entries) -> set[tuple[str, str, str]]:
         assert m, path
         group = m["group"] if path.startswith("/apis/") else ""
         verb = VERBS.get(method) or ("get" if m["item"] else "list")
-        found.add((group, m["res"], verb))
+        resource = f"{m['res']}/{m['sub']}" if m["sub"] else m["res"]  # "pods/log"
+        found.add((group, resource, verb))
     return found
 
 
@@ -121,6 +123,9 @@ def test_lifecycle_as_the_service_account_uses_exactly_the_role(rbac_cluster, tm
             10,
             "running",
         )
+        # its output (pods/log get): authorized, so no BackendError; this API
+        # server has no kubelet and the pod no node, so the log is empty
+        assert backend.logs(dep.backend_ref, 4096) == ""
         report = sweep.sweep(
             now=utcnow() + timedelta(seconds=5),
             lim=IdleLimits(load_timeout=1, ping_timeout=1, start_timeout=300),

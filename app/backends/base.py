@@ -85,6 +85,15 @@ class Backend(Protocol):
         ``create`` is called, so a deployment being created is never mistaken
         for an orphan)."""
 
+    def logs(self, ref: str, max_bytes: int) -> str:
+        """The last ``max_bytes`` (at most) of the deployment's output, as text
+        (UTF-8, undecodable bytes replaced), oldest line first; "" when there is
+        none. A deployment that is gone is no error: what is left of its output
+        is returned (the local log file outlives the process; a pod's log goes
+        with the pod, so ""). Raises BackendError only when the backend cannot
+        be asked (an unreadable ref, a cluster that is unreachable or refuses).
+        The text is the app's own output: untrusted, to be shown escaped only."""
+
     def url(self, ref: str) -> str:
         """The URL the visitor's iframe loads: the app's path on the apps' host
         (``VIZ_HOST``), from configuration only, never from a request."""

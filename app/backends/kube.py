@@ -27,6 +27,9 @@ from .kube_status import current_pod, pod_status
 
 log = logging.getLogger(__name__)
 
+LOG_LINE_GUESS = 100  # bytes per log line, for the first tailLines asked for
+LOG_READS = 4  # pods/log reads at most per logs() call
+
 
 def _api_message(exc: ApiException) -> str:
     try:
@@ -149,13 +152,7 @@ class KubeBackend:
         name = self._parse(ref)["name"]
         ns, core = self.kube.namespace, client.CoreV1Api(self.api)
         try:
-            pods = self._call(
-                core.list_namespaced_pod,
-                ns,
-                what=f"list pods of {name}",
-                label_selector=f"app.kubernetes.io/instance={name}",
-            )["items"]
-            pod = current_pod(pods)
+            pod = current_pod(self._pods(name))
             if pod is None:
                 apps = client.AppsV1Api(self.api)
                 try:
@@ -178,6 +175,68 @@ class KubeBackend:
         except (ApiException, KubeUnavailable) as exc:
             log.warning("status of %s unavailable: %s", name, exc)
             return BackendStatus("starting", phase="Waiting for the cluster to answer")
+
+    def _pods(self, name: str) -> list[dict[str, Any]]:
+        core = client.CoreV1Api(self.api)
+        return self._call(
+            core.list_namespaced_pod,
+            self.kube.namespace,
+            what=f"list pods of {name}",
+            label_selector=f"app.kubernetes.io/instance={name}",
+        )["items"]
+
+    # -------------------------------------------------------------------- logs
+    def logs(self, ref: str, max_bytes: int) -> str:
+        """The tail of the current pod's log (``pods/log``, read through the API
+        server from the node). No pod, or a pod gone meanwhile (404), or a
+        container not started yet (400), is "": a pod's log goes with the pod."""
+        name = self._parse(ref)["name"]
+        if max_bytes <= 0:
+            return ""
+        try:
+            pod = current_pod(self._pods(name))
+            if pod is None:
+                return ""
+            data = self._log_tail(pod["metadata"]["name"], max_bytes)
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                return ""
+            if exc.status in (401, 403):
+                raise BackendError(
+                    f"Dormouse is not allowed to read this app's log in namespace "
+                    f"{self.kube.namespace}: {_api_message(exc)}"
+                ) from exc
+            raise BackendError(f"The cluster did not give the app's log (HTTP {exc.status}).") from exc
+        except KubeUnavailable as exc:
+            raise BackendError(f"The cluster could not be reached: {exc}") from exc
+        return data.decode("utf-8", "replace")
+
+    def _log_tail(self, pod: str, max_bytes: int) -> bytes:
+        """The last lines of ``pod``'s log that fit in ``max_bytes``.
+
+        The kubelet applies ``limitBytes`` from the start of the ``tailLines``
+        it selected, so a full answer may have cut off the newest lines: then
+        ask again for fewer lines, sized from the lines that came, a few times
+        at most (a single line longer than ``max_bytes`` is answered cut)."""
+        core = client.CoreV1Api(self.api)
+        read = kube_calls.as_bytes(core.read_namespaced_pod_log)
+        lines = max(1, max_bytes // LOG_LINE_GUESS)
+        for _ in range(LOG_READS):
+            data = kube_calls.call(
+                read,
+                pod,
+                self.kube.namespace,
+                container=kube_objects.CONTAINER,
+                tail_lines=lines,
+                limit_bytes=max_bytes,
+                timeout=self.kube.request_timeout,
+                retries=self.kube.retries,
+                what=f"read the log of pod {pod}",
+            )
+            if len(data) < max_bytes or lines == 1:
+                break
+            lines = max(1, min(lines - 1, data.count(b"\n") * 3 // 4))
+        return data
 
     # -------------------------------------------------------------------- stop
     def _delete_deployment(self, name: str) -> bool:

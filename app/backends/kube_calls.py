@@ -23,6 +23,8 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from .. import metrics
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -68,6 +70,21 @@ def as_json(fn: Callable[..., Any], *bound: Any, **bound_kw: Any) -> Callable[..
     return run
 
 
+def as_bytes(fn: Callable[..., Any], *bound: Any, **bound_kw: Any) -> Callable[..., bytes]:
+    """Like :func:`as_json`, for an answer that is not JSON (a pod's log): the
+    body's raw bytes, read in full, connection released."""
+
+    def run(*args: Any, **kwargs: Any) -> bytes:
+        response = fn(*bound, *args, _preload_content=False, **bound_kw, **kwargs)
+        try:
+            return bytes(response.data or b"")
+        finally:
+            response.release_conn()
+
+    run.__name__ = getattr(fn, "__name__", "call")
+    return run
+
+
 def _retry_after(exc: ApiException) -> float | None:
     headers = exc.headers or {}
     value = headers.get("Retry-After") or headers.get("retry-after")
@@ -91,6 +108,7 @@ def call(
     ApiExceptions that are not transient (4xx but 429) are raised at once for
     the caller to match on ``.status``. Transient failures that outlast the
     retries raise :class:`KubeUnavailable`."""
+    fn = metrics.counted_kube_call(fn)  # every attempt, by verb and result
     attempt = 0
     while True:
         try:

@@ -50,7 +50,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from app.backends import frameworks
+from app.backends import frameworks, local_logs
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local_commands import bind_literal, child_env, launch, locate_source, run_as_prefix
 from app.backends.local_routes import LocalRoutes
@@ -281,14 +281,7 @@ class LocalBackend:
         """The last lines of the app's log (watchdog lines left out), capped.
 
         With ``since``, only from the last line containing it ("" if none)."""
-        try:
-            with open(self.run_dir / f"{r['name']}.log", "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 64 * 1024))
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-        lines = [ln for ln in text.splitlines() if not ln.startswith("dormouse watchdog:")]
+        lines = local_logs.tail(self.run_dir / f"{r['name']}.log", 64 * 1024).splitlines()
         if since:
             starts = [i for i, ln in enumerate(lines) if since in ln]
             if not starts:
@@ -297,6 +290,16 @@ class LocalBackend:
             return "\n".join(lines)[:LOG_TAIL_CHARS]
         tail = "\n".join(lines[-LOG_TAIL_LINES:])
         return tail[-LOG_TAIL_CHARS:]
+
+    # -------------------------------------------------------------------- logs
+    def logs(self, ref: str, max_bytes: int) -> str:
+        """The app's output: the tail of ``run_dir/<name>.log``, which outlives the
+        process (so a stopped deployment's output stays readable). The ``.log.1``
+        an earlier create of the same name left is another run's, not read."""
+        r = self._parse(ref)
+        if r is None:
+            raise BackendError("Unreadable deployment reference.")
+        return local_logs.tail(self.run_dir / f"{r['name']}.log", max_bytes)
 
     # -------------------------------------------------------------------- stop
     def stop(self, ref: str) -> None:

@@ -2,8 +2,9 @@
 client through a kubeconfig, with fault injection a real apiserver can't do.
 
 It behaves like kube-apiserver 1.20 with a controller manager for what Dormouse uses
-(namespaces, deployments with their replicasets and pods, services, secrets, configmaps,
-events, and Traefik IngressRoutes/Middlewares under traefik.io and traefik.containo.us);
+(namespaces, deployments with their replicasets and pods, pods' logs (logs.py), services,
+secrets, configmaps, events, and Traefik IngressRoutes/Middlewares under traefik.io and
+traefik.containo.us);
 the semantics live in store.py and the other modules of this package. Use::
 
     fake = FakeKubeAPI().start()
@@ -38,7 +39,8 @@ from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
 from .faults import Fault
-from .resources import CRD_FILE, RESOURCES, ApiError, Res
+from .logs import pod_log
+from .resources import CRD_FILE, RESOURCES, ApiError, R, Res
 from .store import Store
 
 
@@ -115,7 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, body, headers)
 
     def _send(self, code: int, body, headers: dict) -> None:
-        if isinstance(body, str):
+        if isinstance(body, bytes):  # a pod's log
+            data, ctype = body, "text/plain"
+        elif isinstance(body, str):
             data, ctype = body.encode(), "text/plain; charset=utf-8"
         else:
             data, ctype = json.dumps(body).encode(), "application/json"
@@ -148,6 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         res, ns, name, sub = target
+        if res.plural == "pods" and name and sub == "log":
+            if method not in ("GET", "HEAD"):
+                message = "the server does not allow this method on the requested resource"
+                raise ApiError(405, "MethodNotAllowed", message, {})
+            return 200, fake.read_log(ns, name, query)
         if sub not in (None, "status", "scale") or (sub and not (res.status_sub or sub == "scale")):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         for unsupported in ("watch", "dryRun", "continue"):  # fail loudly, never diverge quietly
@@ -214,6 +223,7 @@ class FakeKubeAPI:
         self.store = Store(gc_delay=gc_delay, crd_file=crd_file)
         self.requests: list[tuple[str, str, dict]] = []
         self.errors: list[Exception] = []  # the fake's own failures (answered as 500s)
+        self.logs: dict[str, bytes] = {}  # pod uid -> its container's output (write_log)
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -301,6 +311,19 @@ class FakeKubeAPI:
     def objects(self, plural: str, namespace: str | None = None) -> list[dict]:
         """What is stored, bypassing HTTP: ``fake.objects("pods", "ns")``."""
         return self.store.objects(plural, namespace)
+
+    def write_log(self, namespace: str, pod: str, text: str | bytes) -> None:
+        """Play the container runtime: append ``text`` to the pod's log (its one
+        container's). The log is the pod's: a pod made anew has none."""
+        data = text.encode() if isinstance(text, str) else text
+        with self.store.lock:
+            uid = self.store.get(R["pods"], namespace, pod)["metadata"]["uid"]
+            self.logs[uid] = self.logs.get(uid, b"") + data
+
+    def read_log(self, namespace: str, pod: str, query: dict) -> bytes:
+        with self.store.lock:
+            obj = self.store.get(R["pods"], namespace, pod)
+            return pod_log(obj, self.logs.get(obj["metadata"]["uid"], b""), query)
 
     def _record(self, method: str, path: str, query: dict) -> None:
         with self._lock:
