@@ -8,7 +8,7 @@ table of cases and to replay in a simulator.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -32,6 +32,8 @@ class Activity(Protocol):
     def latest_load_at(self) -> datetime | None: ...
     @property
     def latest_ping_at(self) -> datetime | None: ...
+    @property
+    def keep_awake_until(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ class Verdict:
     stop: bool
     kind: str  # "" when kept; "idle" or "start-timeout" when stopped
     detail: str  # a sentence for logs, the CLI and the admin view
+    # When kept: the moment after which this same decision stops it, if no
+    # load, ping or keep-awake arrives meanwhile (the admin view's "time
+    # left" is ``until - now``). None when stopped.
+    until: datetime | None = None
+
+
+def _after(moment: datetime, seconds: float) -> datetime:
+    return moment + timedelta(seconds=seconds)
 
 
 def decide(*, now: datetime, deployment: Activity, limits: IdleLimits) -> Verdict:
@@ -46,30 +56,43 @@ def decide(*, now: datetime, deployment: Activity, limits: IdleLimits) -> Verdic
 
     A **starting** deployment is never idle: its viewer is waiting for it. It
     is stopped only when it has been starting for longer than
-    ``start_timeout`` (kind ``start-timeout``: it failed to start).
+    ``start_timeout`` (kind ``start-timeout``: it failed to start); keeping it
+    awake does not change that.
 
     A **running** deployment is stopped as idle only when its latest load is
     older than ``load_timeout`` **and** its latest ping is older than
-    ``ping_timeout``: one recent signal of either kind keeps it, so a visitor
-    who is watching is never cut off. The load clock starts no earlier than
-    the moment the app became ready (a viewer who waited through a slow start
-    has not had the chance to ping yet); a deployment never pinged has no ping
-    to keep it.
+    ``ping_timeout`` **and** no admin keeps it awake (``keep_awake_until`` in
+    the future): one of them keeps it, so a visitor who is watching is never
+    cut off. The load clock starts no earlier than the moment the app became
+    ready (a viewer who waited through a slow start has not had the chance to
+    ping yet); a deployment never pinged has no ping to keep it.
+
+    Each rule is a moment until which it keeps the deployment; it is stopped
+    once ``now`` is past all of them, and when kept the verdict says until
+    when (``until``), which is what the admin view shows.
     """
     d = deployment
     if d.status == "starting":
         started_for = (now - d.created_at).total_seconds()
-        if started_for > limits.start_timeout:
+        deadline = _after(d.created_at, limits.start_timeout)
+        if now > deadline:
             return Verdict(
                 True, "start-timeout", f"did not become ready within {limits.start_timeout:.0f} seconds"
             )
-        return Verdict(False, "", f"starting for {started_for:.0f}s")
+        return Verdict(False, "", f"starting for {started_for:.0f}s", deadline)
     load_at = max(t for t in (d.latest_load_at, d.ready_at, d.created_at) if t is not None)
     load_age = (now - load_at).total_seconds()
     ping_age = None if d.latest_ping_at is None else (now - d.latest_ping_at).total_seconds()
-    if load_age <= limits.load_timeout:
-        return Verdict(False, "", f"loaded {load_age:.0f}s ago")
-    if ping_age is not None and ping_age <= limits.ping_timeout:
-        return Verdict(False, "", f"pinged {ping_age:.0f}s ago")
+    awake = d.keep_awake_until
+    # (until when, why), in the order a kept verdict explains itself
+    keepers = [(_after(load_at, limits.load_timeout), f"loaded {load_age:.0f}s ago")]
+    if d.latest_ping_at is not None:
+        keepers.append((_after(d.latest_ping_at, limits.ping_timeout), f"pinged {ping_age:.0f}s ago"))
+    if awake is not None:
+        keepers.append((awake, f"kept awake until {awake:%Y-%m-%d %H:%M:%S} UTC"))
+    until = max(moment for moment, _ in keepers)
+    if now <= until:
+        why = next(reason for moment, reason in keepers if now <= moment)
+        return Verdict(False, "", why, until)
     pinged = "never pinged" if ping_age is None else f"last ping {ping_age:.0f}s ago"
     return Verdict(True, "idle", f"no page load for {load_age:.0f}s, {pinged}")

@@ -366,8 +366,8 @@ def stop(
     """Stop a live deployment; report whether this call stopped it.
 
     With ``if_unchanged`` (the idle sweep), the row is stopped only if no load
-    or ping arrived since ``dep`` was read, so a visitor who pings between the
-    decision and the stop keeps the app.
+    or ping arrived and no admin kept it awake since ``dep`` was read, so a
+    visitor who pings between the decision and the stop keeps the app.
     """
     now = now or utcnow()
     guard = []
@@ -375,6 +375,7 @@ def stop(
         for column, seen in (
             (Deployment.latest_load_at, dep.latest_load_at),
             (Deployment.latest_ping_at, dep.latest_ping_at),
+            (Deployment.keep_awake_until, dep.keep_awake_until),
         ):
             guard.append(column.is_(None) if seen is None else column == seen)
     if not _transition(
@@ -392,3 +393,12 @@ def stop(
     metrics.record_stop(reason)
     _stop_backend(dep)
     return True
+
+
+def keep_awake(dep: Deployment, *, until: datetime, by: int | None) -> bool:
+    """Let the idle sweep keep ``dep`` until ``until`` (an admin's request;
+    ``by`` is the admin's user id); report whether it was still live."""
+    changed = _transition(dep, LIVE_STATUSES, keep_awake_until=until, keep_awake_by=by)
+    if changed:
+        log.info("deployment %s: kept awake until %s", dep.public_name, until.isoformat())
+    return changed

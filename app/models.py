@@ -227,8 +227,14 @@ class Deployment(db.Model):
     # tell it (app/usage.py, ping_credit).
     page_loads: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     viewer_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    # An admin's "keep awake for N minutes": the idle sweep keeps the
+    # deployment until this moment (app/idle.py), and who asked (the
+    # admin_actions log has every such request).
+    keep_awake_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    keep_awake_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     app: Mapped[VizApp] = relationship(back_populates="deployments")
+    kept_awake_by: Mapped[User | None] = relationship(foreign_keys=[keep_awake_by])
 
     @property
     def is_live(self) -> bool:
@@ -268,3 +274,24 @@ class UsedToken(db.Model):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+ADMIN_ACTIONS = ("stop", "keep-awake", "make-admin", "remove-admin", "disable")
+
+
+class AdminAction(db.Model):
+    """What an admin did from the dashboard, when, to what: the audit log.
+    The actor's and the target's names are copied, so the line reads the
+    same whatever happens to the rows later."""
+
+    __tablename__ = "admin_actions"
+    __table_args__ = (CheckConstraint(sql_in("action", ADMIN_ACTIONS), name="action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(40))  # the admin's username
+    action: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(200))  # owner/title (public name), or a username
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id", ondelete="SET NULL"))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -25,6 +25,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from app.auth import get_user
 from app.extensions import db
 from app.models import User, VizApp
 from tests.factories import CSRFClient
@@ -263,6 +264,73 @@ def check_publish_post(site: Site, client: CSRFClient, viewer: str) -> None:
         assert published.owner.username == username  # published as the viewer, nobody else
 
 
+def admin_only(client: CSRFClient, viewer: str, method: str, path: str, **kwargs) -> bool:
+    """Whether the viewer is an admin; if not, asserts the route is 404 (not a
+    login redirect, not 403: the dashboard's existence is not told)."""
+    call = client.post if method == "POST" else client.get
+    if viewer == "admin":
+        return True
+    for headers in ({}, HX, JSON):
+        response = call(path, headers=headers, **kwargs)
+        assert response.status_code == 404, (path, response.status_code)
+    return False
+
+
+def check_admin_page(site: Site, client: CSRFClient, viewer: str) -> None:
+    if admin_only(client, viewer, "GET", "/admin/"):
+        response = client.get("/admin/")
+        assert response.status_code == 200 and 'id="admin-live"' in response.get_data(as_text=True)
+
+
+def check_admin_live(site: Site, client: CSRFClient, viewer: str) -> None:
+    public_name = site.ensure_deployment("secret")
+    if admin_only(client, viewer, "GET", "/admin/live"):
+        html = client.get("/admin/live", headers=HX).get_data(as_text=True)
+        assert f'id="live-{public_name}"' in html  # private apps' too
+
+
+def check_admin_history(site: Site, client: CSRFClient, viewer: str) -> None:
+    if admin_only(client, viewer, "GET", "/admin/history?owner=alice"):
+        assert client.get("/admin/history?owner=alice").status_code == 200
+
+
+def check_admin_users(site: Site, client: CSRFClient, viewer: str) -> None:
+    if admin_only(client, viewer, "GET", "/admin/users"):
+        assert 'id="user-bob"' in client.get("/admin/users").get_data(as_text=True)
+
+
+def check_admin_stop(site: Site, client: CSRFClient, viewer: str) -> None:
+    public_name = site.ensure_deployment("wave")
+    path = f"/admin/deployments/{public_name}/stop"
+    if admin_only(client, viewer, "POST", path):
+        assert client.post(path).status_code == 302
+    dep = site.deployments("wave")[-1]  # earlier checks may have stopped one
+    assert dep.is_live == (viewer != "admin")
+
+
+def check_admin_keep_awake(site: Site, client: CSRFClient, viewer: str) -> None:
+    public_name = site.ensure_deployment("wave")
+    path = f"/admin/deployments/{public_name}/keep-awake"
+    if admin_only(client, viewer, "POST", path, data={"minutes": "10"}):
+        assert client.post(path, data={"minutes": "10"}).status_code == 302
+    dep = site.deployments("wave")[-1]  # earlier checks may have stopped one
+    assert (dep.keep_awake_until is not None) == (viewer == "admin")
+
+
+def check_admin_set_admin(site: Site, client: CSRFClient, viewer: str) -> None:
+    if admin_only(client, viewer, "POST", "/admin/users/bob/admin", data={"admin": "1"}):
+        assert client.post("/admin/users/bob/admin", data={"admin": "1"}).status_code == 302
+    with site.ctx():
+        assert get_user("bob").is_admin == (viewer == "admin")
+
+
+def check_admin_disable(site: Site, client: CSRFClient, viewer: str) -> None:
+    if admin_only(client, viewer, "POST", "/admin/users/bob/disable"):
+        assert client.post("/admin/users/bob/disable").status_code == 302
+    with site.ctx():
+        assert get_user("bob").is_active == (viewer != "admin")
+
+
 SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("gallery.index", "GET"): check_gallery,
     ("gallery.robots", "GET"): check_robots,
@@ -274,6 +342,14 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("auth.logout", "POST"): check_logout,
     ("publish.publish_app", "GET"): check_publish_form,
     ("publish.publish_app", "POST"): check_publish_post,
+    ("admin.index", "GET"): check_admin_page,
+    ("admin.live", "GET"): check_admin_live,
+    ("admin.history", "GET"): check_admin_history,
+    ("admin.users", "GET"): check_admin_users,
+    ("admin.stop", "POST"): check_admin_stop,
+    ("admin.keep_awake", "POST"): check_admin_keep_awake,
+    ("admin.set_admin", "POST"): check_admin_set_admin,
+    ("admin.disable", "POST"): check_admin_disable,
 }
 
 
@@ -357,12 +433,59 @@ def csrf_logout(site: Site, token: str, foreign: str) -> None:
     assert response.status_code == 302 and who(client) is None
 
 
+def csrf_admin_stop(site: Site, token: str, foreign: str) -> None:
+    public_name = site.ensure_deployment("wave")
+    response = post(site.client("admin"), f"/admin/deployments/{public_name}/stop", token, foreign)
+    (dep,) = site.deployments("wave")
+    if token != "own":
+        assert refused(response), response.status_code
+        assert dep.is_live
+        return
+    assert response.status_code == 302 and dep.status == "stopped"
+
+
+def csrf_admin_keep_awake(site: Site, token: str, foreign: str) -> None:
+    public_name = site.ensure_deployment("wave")
+    path = f"/admin/deployments/{public_name}/keep-awake"
+    response = post(site.client("admin"), path, token, foreign, data={"minutes": "10"})
+    (dep,) = site.deployments("wave")
+    if token != "own":
+        assert refused(response), response.status_code
+        assert dep.keep_awake_until is None
+        return
+    assert response.status_code == 302 and dep.keep_awake_until is not None
+
+
+def csrf_admin_set_admin(site: Site, token: str, foreign: str) -> None:
+    response = post(site.client("admin"), "/admin/users/bob/admin", token, foreign, data={"admin": "1"})
+    with site.ctx():
+        if token != "own":
+            assert refused(response), response.status_code
+            assert not get_user("bob").is_admin
+            return
+        assert response.status_code == 302 and get_user("bob").is_admin
+
+
+def csrf_admin_disable(site: Site, token: str, foreign: str) -> None:
+    response = post(site.client("admin"), "/admin/users/bob/disable", token, foreign)
+    with site.ctx():
+        if token != "own":
+            assert refused(response), response.status_code
+            assert get_user("bob").is_active
+            return
+        assert response.status_code == 302 and not get_user("bob").is_active
+
+
 CSRF_CASES: dict[tuple[str, str], Callable[[Site, str, str], None]] = {
     ("viz.start", "POST"): csrf_start,
     ("viz.ping", "POST"): csrf_ping,
     ("publish.publish_app", "POST"): csrf_publish,
     ("auth.login", "POST"): csrf_login,
     ("auth.logout", "POST"): csrf_logout,
+    ("admin.stop", "POST"): csrf_admin_stop,
+    ("admin.keep_awake", "POST"): csrf_admin_keep_awake,
+    ("admin.set_admin", "POST"): csrf_admin_set_admin,
+    ("admin.disable", "POST"): csrf_admin_disable,
 }
 
 

@@ -24,44 +24,87 @@ class Seen:
     latest_load_at: datetime | None = None
     latest_ping_at: datetime | None = None
     ready_at: datetime | None = None
+    keep_awake_until: datetime | None = None
 
 
-def seen(status, created, load=None, ping=None, ready=None) -> Seen:
-    return Seen(status, ago(created), ago(load), ago(ping), ago(ready))
+def seen(status, created, load=None, ping=None, ready=None, awake=None) -> Seen:
+    """``awake``: seconds from now the deployment is kept awake until (negative: past)."""
+    return Seen(
+        status, ago(created), ago(load), ago(ping), ago(ready), ago(None if awake is None else -awake)
+    )
 
 
 @pytest.mark.parametrize(
-    "status, created, load, ping, stop, kind",
+    "status, created, load, ping, awake, stop, kind",
     [
         # fresh page load keeps it, whatever the ping says
-        ("running", 4000, 10, None, False, ""),
-        ("running", 4000, 10, 5000, False, ""),
+        ("running", 4000, 10, None, None, False, ""),
+        ("running", 4000, 10, 5000, None, False, ""),
         # old load, but a recent ping keeps it (someone is watching)
-        ("running", 4000, 3600, 60, False, ""),
-        ("running", 4000, 3600, 600, False, ""),  # exactly at the ping limit: kept
+        ("running", 4000, 3600, 60, None, False, ""),
+        ("running", 4000, 3600, 600, None, False, ""),  # exactly at the ping limit: kept
         # old load and old ping: idle
-        ("running", 4000, 3600, 601, True, "idle"),
-        ("running", 4000, 1801, 3000, True, "idle"),
+        ("running", 4000, 3600, 601, None, True, "idle"),
+        ("running", 4000, 1801, 3000, None, True, "idle"),
         # old load, never pinged (page never had focus): idle
-        ("running", 4000, 1801, None, True, "idle"),
-        ("running", 4000, 1800, None, False, ""),  # exactly at the load limit: kept
+        ("running", 4000, 1801, None, None, True, "idle"),
+        ("running", 4000, 1800, None, None, False, ""),  # exactly at the load limit: kept
         # never loaded: counts from creation
-        ("running", 100, None, None, False, ""),
-        ("running", 1801, None, None, True, "idle"),
+        ("running", 100, None, None, None, False, ""),
+        ("running", 1801, None, None, None, True, "idle"),
         # the two limits are separate: a ping younger than the load limit but
         # older than the ping limit does not keep it
-        ("running", 4000, 2000, 700, True, "idle"),
+        ("running", 4000, 2000, 700, None, True, "idle"),
         # starting too long: failed to start, whatever the activity
-        ("starting", 121, 1, 1, True, "start-timeout"),
-        ("starting", 119, 119, None, False, ""),
-        ("starting", 120, None, None, False, ""),  # exactly at the start limit: kept
+        ("starting", 121, 1, 1, None, True, "start-timeout"),
+        ("starting", 119, 119, None, None, False, ""),
+        ("starting", 120, None, None, None, False, ""),  # exactly at the start limit: kept
+        # kept awake by an admin: an idle app is kept while the moment is ahead
+        ("running", 4000, 3600, 601, 60, False, ""),
+        ("running", 4000, 3600, None, 0, False, ""),  # exactly at it: kept
+        ("running", 4000, 3600, 601, -1, True, "idle"),  # past it: idle again
+        # keeping awake does not keep a start that never ends
+        ("starting", 121, None, None, 3600, True, "start-timeout"),
     ],
 )
-def test_decide(status, created, load, ping, stop, kind):
-    verdict = decide(now=NOW, deployment=seen(status, created, load, ping), limits=LIMITS)
+def test_decide(status, created, load, ping, awake, stop, kind):
+    verdict = decide(now=NOW, deployment=seen(status, created, load, ping, awake=awake), limits=LIMITS)
     assert verdict.stop is stop
     assert verdict.kind == kind
     assert verdict.detail  # always explains itself
+    assert (verdict.until is None) is stop  # a kept one says until when
+
+
+@pytest.mark.parametrize(
+    "status, created, load, ping, awake, left",
+    [
+        ("running", 4000, 10, None, None, 1790),  # the load keeps it 1800 s
+        ("running", 4000, 10, 500, None, 1790),  # the ping (600 s) ends sooner: the load's
+        ("running", 4000, 3600, 60, None, 540),  # only the ping keeps it
+        ("running", 4000, 3600, 60, 900, 900),  # kept awake for longer than the ping
+        ("running", 4000, 3600, 60, 100, 540),  # kept awake for less: the ping's
+        ("running", 4000, 3600, 600, None, 0),  # the last moment
+        ("running", 100, None, None, None, 1700),  # never loaded: from creation
+        (
+            "running",
+            100,
+            100,
+            None,
+            None,
+            1798,
+        ),  # ready 2 s ago: the load clock starts then
+        ("starting", 20, None, None, 3600, 100),  # START_TIMEOUT, not the keep-awake
+    ],
+)
+def test_until_is_when_the_same_decision_would_stop_it(status, created, load, ping, awake, left):
+    ready = 2 if (status, created, load) == ("running", 100, 100) else None
+    dep = seen(status, created, load, ping, ready=ready, awake=awake)
+    verdict = decide(now=NOW, deployment=dep, limits=LIMITS)
+    assert not verdict.stop and verdict.until == NOW + timedelta(seconds=left)
+    # the moment it names is the last one at which it is kept; just after, it is stopped
+    assert not decide(now=verdict.until, deployment=dep, limits=LIMITS).stop
+    later = decide(now=verdict.until + timedelta(microseconds=1), deployment=dep, limits=LIMITS)
+    assert later.stop and later.until is None
 
 
 def test_a_starting_deployment_is_never_idle():

@@ -5,6 +5,7 @@ from flask import Flask
 
 def register_blueprints(app: Flask) -> None:
     from .accounts import bp as accounts_bp
+    from .admin import bp as admin_bp
     from .gallery import bp as gallery_bp
     from .gate import bp as gate_bp
     from .logs import bp as logs_bp
@@ -17,3 +18,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(viz_bp)
     app.register_blueprint(gate_bp)
     app.register_blueprint(logs_bp)
+    app.register_blueprint(admin_bp)
