@@ -193,11 +193,13 @@ def demo_load() -> None:
 
         owner = create_user(DEMO_OWNER, secrets.token_urlsafe(24))
     for demo in DEMOS:
-        exists = db.session.scalar(
-            select(VizApp.id).where(VizApp.owner_id == owner.id, VizApp.title == demo.title)
-        )
-        if exists:
-            click.echo(f"{DEMO_OWNER}/{demo.title}: already published")
+        # a demo its owner or an admin deleted stays deleted
+        mine = (VizApp.owner_id == owner.id, VizApp.title == demo.title)
+        rows = db.session.execute(select(VizApp.id, VizApp.deleted_at).where(*mine)).all()
+        if rows:
+            deleted = all(row.deleted_at is not None for row in rows)
+            said = "deleted, not loaded again" if deleted else "already published"
+            click.echo(f"{DEMO_OWNER}/{demo.title}: {said}")
             continue
         try:
             publish(owner, demo, settings)
@@ -245,7 +247,9 @@ def deployments_stop(app_path: str) -> None:
     """Stop the live deployment of OWNER/TITLE now (stop reason: admin)."""
     owner, _, title = app_path.partition("/")
     app = db.session.scalar(
-        select(VizApp).join(VizApp.owner).where(VizApp.title == title, User.username == owner)
+        select(VizApp)
+        .join(VizApp.owner)
+        .where(VizApp.title == title, User.username == owner, VizApp.deleted_at.is_(None))
     )
     if app is None:
         _fail(f"No app {app_path!r}.")

@@ -67,3 +67,23 @@ class PublishForm(FlaskForm):
         "one per line, e.g. https://blog.example.org (scheme, host and port only).",
     )
     is_public = BooleanField("Listed in the gallery and open to everyone", default=True)
+
+
+class EditForm(PublishForm):
+    """The publish form without the title and framework, which stay: they
+    name the app's URLs and how it runs."""
+
+    title = None  # type: ignore[assignment]
+    framework = None  # type: ignore[assignment]
+    env = TextAreaField(
+        "Environment",
+        validators=[Optional(), Length(max=10000)],
+        description="One KEY=VALUE per line. Stored values are not shown: a line left as "
+        "KEY=******** keeps its value; type a new value to change it, delete the line to remove it.",
+    )
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
+    new = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
+    repeat = PasswordField("New password again", validators=[DataRequired(), Length(max=200)])

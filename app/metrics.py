@@ -8,7 +8,7 @@ What is exported (all named ``dormouse_*``):
   from the database at scrape time (one grouped count), so it is the same in
   every worker and replica: aggregate it with ``max``, not ``sum``.
 * ``deployment_starts_total``, ``deployment_stops_total{reason}`` (idle,
-  gone, failed, admin), ``cold_start_seconds`` (from the start to the app
+  gone, failed, admin, owner), ``cold_start_seconds`` (from the start to the app
   answering), ``pings_total`` (every ping of a live deployment, written or
   coalesced).
 * ``sweep_duration_seconds`` and ``sweep_stopped`` (deployments one pass
@@ -59,7 +59,7 @@ TOKEN_ENV = "METRICS_TOKEN"
 PATH = "/metrics"
 GATE_ENDPOINT = "gate.check"
 
-STOP_REASONS = ("idle", "gone", "failed", "admin")
+STOP_REASONS = ("idle", "gone", "failed", "admin", "owner")
 GATE_DECISIONS = ("cookie", "entry", "denied")
 KUBE_VERBS = frozenset({"create", "read", "list", "delete", "patch", "replace", "get", "watch"})
 
@@ -68,7 +68,7 @@ KUBE_VERBS = frozenset({"create", "read", "list", "delete", "patch", "replace", 
 STARTS = Counter("dormouse_deployment_starts_total", "Deployments started (a new deployment row).")
 STOPS = Counter(
     "dormouse_deployment_stops_total",
-    "Live deployments that ended, by reason: idle, gone (vanished from the backend), failed, admin.",
+    "Live deployments that ended, by reason: idle, gone (vanished from the backend), failed, admin, owner.",
     ["reason"],
 )
 COLD_START = Histogram(

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -110,7 +109,16 @@ class VizApp(db.Model):
 
     __tablename__ = "viz_apps"
     __table_args__ = (
-        UniqueConstraint("owner_id", "title", name="uq_viz_apps_owner_title"),
+        # One app of each title per owner among those not deleted: a deleted
+        # app's row (and its deployments' history) stays, and its title is free.
+        Index(
+            "uq_viz_apps_owner_title",
+            "owner_id",
+            "title",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
         # the registry's names (plain lowercase words); a framework added there
         # needs a migration that widens this constraint
         CheckConstraint(sql_in("framework", tuple(FRAMEWORKS)), name="framework"),
@@ -141,6 +149,9 @@ class VizApp(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Dollars a month this app may cost (see app/costs.py); none: no limit.
     monthly_budget: Mapped[float | None] = mapped_column(Numeric(12, 2, asdecimal=False))
+    # Set when its owner (or an admin) deletes it: the app is gone from every
+    # page and command, its deployments stay for usage and cost history.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     owner: Mapped[User] = relationship(back_populates="apps")
     deployments: Mapped[list[Deployment]] = relationship(

@@ -174,14 +174,24 @@ def available_sources(apps_dir: Path, limit: int = 200) -> list[str]:
     return found[:limit]
 
 
-def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, object]:
-    """Check everything; return the values to store, or raise PublishError."""
+def title_taken(owner: User, title: str) -> bool:
+    """Whether ``owner`` has an app (not deleted) called ``title``."""
+    mine = (VizApp.owner_id == owner.id, VizApp.title == title, VizApp.deleted_at.is_(None))
+    found = db.session.scalar(select(VizApp.id).where(*mine))
+    return found is not None
+
+
+def validate(
+    owner: User, data: AppInput, settings: Settings, *, existing: VizApp | None = None
+) -> dict[str, object]:
+    """Check everything; return the values to store, or raise PublishError.
+    With ``existing`` (an edit) its own title is no clash."""
     errors: dict[str, str] = {}
     values: dict[str, object] = {}
     title = data.title.strip()
     if (err := slug_error(title, "title")) is not None:
         errors["title"] = err
-    elif db.session.scalar(select(VizApp.id).where(VizApp.owner_id == owner.id, VizApp.title == title)):
+    elif (existing is None or existing.title != title) and title_taken(owner, title):
         errors["title"] = f"You already have an app called {title!r}."
     values["title"] = title
 
@@ -263,7 +273,12 @@ def validate(owner: User, data: AppInput, settings: Settings) -> dict[str, objec
 def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
     """Validate and save a new app; nothing is written when anything is wrong."""
     values = validate(owner, data, settings)
-    published = db.session.scalar(select(func.count(VizApp.id)).where(VizApp.owner_id == owner.id)) or 0
+    published = (
+        db.session.scalar(
+            select(func.count(VizApp.id)).where(VizApp.owner_id == owner.id, VizApp.deleted_at.is_(None))
+        )
+        or 0
+    )
     if published >= settings.max_apps_per_owner:
         raise PublishError(
             {"title": f"You have published {published} apps, the most one account may have here."}
@@ -275,4 +290,67 @@ def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
     except IntegrityError:  # a simultaneous publish of the same title
         db.session.rollback()
         raise PublishError({"title": f"You already have an app called {values['title']!r}."}) from None
+    return app
+
+
+# --- editing -----------------------------------------------------------------
+
+#: What the edit form shows for each stored environment value: they may be
+#: secrets, so the page never shows them. A line left as ``NAME=********``
+#: keeps the stored value; a line removed removes the variable.
+HIDDEN_VALUE = "********"
+
+
+def input_of(app: VizApp) -> AppInput:
+    """The app as the edit form shows it (environment values hidden)."""
+    source = app.source or ""
+    if source and app.callable:
+        source = f"{source}:{app.callable}"
+    return AppInput(
+        title=app.title,
+        framework=app.framework,
+        description=app.description or "",
+        source=source,
+        image=app.image or "",
+        command=app.command or "",
+        port=str(app.port),
+        cpu=app.cpu,
+        memory=app.memory,
+        env="\n".join(f"{name}={HIDDEN_VALUE}" for name in app.env or {}),
+        embed_origins="\n".join(app.embed_origins or ()),
+        is_public=app.is_public,
+    )
+
+
+def _unhide_env(text: str, stored: dict[str, str]) -> tuple[str, str | None]:
+    """``text`` with every ``NAME=********`` line given its stored value back;
+    an error if a hidden line names no stored variable."""
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        name, sep, value = line.strip().partition("=")
+        if sep and value.strip() == HIDDEN_VALUE:
+            name = name.strip()
+            if name not in stored:
+                return text, f"Line {number}: {name} has no stored value to keep; type its value."
+            line = f"{name}={stored[name]}"
+        lines.append(line)
+    return "\n".join(lines), None
+
+
+def edit(app: VizApp, data: AppInput, settings: Settings) -> VizApp:
+    """Validate and save changes to an app; its title and framework stay (they
+    name its URLs and how it runs). Changes apply to its next deployment."""
+    env_text, env_error = _unhide_env(data.env, dict(app.env or {}))
+    data = AppInput(**{**vars(data), "title": app.title, "framework": app.framework, "env": env_text})
+    try:
+        values = validate(app.owner, data, settings, existing=app)
+    except PublishError as exc:
+        if env_error:
+            exc.errors["env"] = env_error
+        raise
+    if env_error:
+        raise PublishError({"env": env_error})
+    for name, value in values.items():
+        setattr(app, name, value)
+    db.session.commit()
     return app

@@ -196,6 +196,11 @@ def init_app(app: Flask) -> None:
     )
     _apply(app, "viz.start", limiter.limit(START_PER_APP, key_func=app_key), limiter.limit(START_PER_CLIENT))
     _apply(app, "publish.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
+    _apply(app, "owner.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
+    # a restart starts a deployment: the start limits; a password check: the login limit, per user
+    restarts = limiter.limit(START_PER_APP, key_func=app_key), limiter.limit(START_PER_CLIENT)
+    _apply(app, "owner.restart", *restarts)
+    _apply(app, "auth.account", limiter.limit(LOGIN_PER_NAME, key_func=publisher_key, methods=post))
     token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens", exempt_when=_answers_json)
     _apply(app, "viz.status", token_partials)
     _apply(app, "viz.ping", token_partials)

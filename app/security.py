@@ -141,7 +141,9 @@ def embed_origins(owner: str, title: str) -> list[str]:
     """The sites the app at /<owner>/<title>/ lets embed its viz page, each
     checked again (whatever is stored, only origins reach the header)."""
     stored = db.session.scalar(
-        select(VizApp.embed_origins).join(User).where(User.username == owner, VizApp.title == title)
+        select(VizApp.embed_origins)
+        .join(User)
+        .where(User.username == owner, VizApp.title == title, VizApp.deleted_at.is_(None))
     )
     return [o for o in (normal_origin(v) for v in stored or () if isinstance(v, str)) if o is not None]
 

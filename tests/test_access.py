@@ -28,7 +28,7 @@ from sqlalchemy import select
 from app.auth import get_user
 from app.extensions import db
 from app.models import User, VizApp
-from tests.factories import CSRFClient
+from tests.factories import CSRFClient, login
 from tests.sites import HX, JSON, PASSWORD, USERNAMES, Site, make_site, session_user, to_login, who
 
 VIEWERS = ("anonymous", "other", "owner", "admin")
@@ -152,6 +152,94 @@ def check_logs_download(site: Site, client: CSRFClient, title: str, shown: bool)
     assert response.headers["Content-Disposition"].startswith("attachment;")
 
 
+def app_row(site: Site, title: str) -> dict[str, object]:
+    with site.ctx():
+        row = site.viz_app(title)
+        return {"description": row.description, "is_public": row.is_public, "deleted_at": row.deleted_at}
+
+
+def live(site: Site, title: str) -> list[str]:
+    return [d.public_name for d in site.deployments(title) if d.is_live]
+
+
+def check_owner_page(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    """/alice/ lists the app to whoever may see it; the buttons are the owner's and admins'."""
+    response = client.get("/alice/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert (f'data-app="{title}"' in html) == shown
+    assert (f"/alice/{title}/edit" in html) == (shown and manages(client))
+    assert client.get("/nobody/").status_code == 404
+
+
+def check_edit_form(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    if not (shown and manages(client)):
+        return assert_hidden(client, "GET", "/edit", title)
+    response = client.get(f"/alice/{title}/edit")
+    assert response.status_code == 200 and 'name="description"' in response.get_data(as_text=True)
+
+
+def check_edit_post(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    before = app_row(site, title)
+    form = {"description": "Edited.", "source": "dash-wave/app.py:server", "cpu": "500m", "memory": "512Mi"}
+    if before["is_public"]:
+        form["is_public"] = "y"
+    if not (shown and manages(client)):
+        assert_hidden(client, "POST", "/edit", title, data=form)
+        assert app_row(site, title) == before
+        return
+    response = client.post(f"/alice/{title}/edit", data=form)
+    assert response.status_code == 302 and response.headers["Location"] == "/alice/"
+    assert app_row(site, title) == {**before, "description": "Edited."}
+
+
+def check_stop(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = site.ensure_deployment(title)
+    if not (shown and manages(client)):
+        assert_hidden(client, "POST", "/stop", title)
+        assert live(site, title) == [public_name]
+        return
+    response = client.post(f"/alice/{title}/stop")
+    assert response.status_code == 302 and live(site, title) == []
+    (dep,) = [d for d in site.deployments(title) if d.public_name == public_name]
+    assert dep.stop_reason == ("owner" if who(client) == "alice" else "admin")
+
+
+def check_restart(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = site.ensure_deployment(title)
+    if not (shown and manages(client)):
+        assert_hidden(client, "POST", "/restart", title)
+        assert live(site, title) == [public_name]
+        return
+    response = client.post(f"/alice/{title}/restart")
+    assert response.status_code == 302
+    (now_live,) = live(site, title)
+    assert now_live != public_name  # a new deployment; the old one stopped
+
+
+def check_unpublish(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    before = app_row(site, title)
+    if not (shown and manages(client)):
+        assert_hidden(client, "POST", "/unpublish", title)
+        assert app_row(site, title) == before
+        return
+    assert client.post(f"/alice/{title}/unpublish").status_code == 302
+    assert app_row(site, title)["is_public"] is False
+
+
+def check_delete(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    site.ensure_deployment(title)
+    history = len(site.deployments(title))
+    if not (shown and manages(client)):
+        assert_hidden(client, "POST", "/delete", title)
+        assert app_row(site, title)["deleted_at"] is None and live(site, title)
+        return
+    assert client.post(f"/alice/{title}/delete").status_code == 302
+    assert app_row(site, title)["deleted_at"] is not None
+    assert live(site, title) == [] and len(site.deployments(title)) == history  # history kept
+    assert_hidden(client, "GET", "/", title)  # gone, even for its owner
+
+
 APP_CHECKS: dict[tuple[str, str], AppCheck] = {
     ("gallery.app_page", "GET"): check_app_page,
     ("viz.page", "GET"): check_viz_page,
@@ -160,6 +248,13 @@ APP_CHECKS: dict[tuple[str, str], AppCheck] = {
     ("viz.ping", "POST"): check_ping,
     ("logs.page", "GET"): check_logs_page,
     ("logs.download", "GET"): check_logs_download,
+    ("owner.page", "GET"): check_owner_page,
+    ("owner.edit_app", "GET"): check_edit_form,
+    ("owner.edit_app", "POST"): check_edit_post,
+    ("owner.stop", "POST"): check_stop,
+    ("owner.restart", "POST"): check_restart,
+    ("owner.unpublish", "POST"): check_unpublish,
+    ("owner.delete", "POST"): check_delete,  # last: the app is gone afterwards
 }
 
 
@@ -331,6 +426,24 @@ def check_admin_disable(site: Site, client: CSRFClient, viewer: str) -> None:
         assert get_user("bob").is_active == (viewer != "admin")
 
 
+def check_account_page(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/account")
+    if viewer == "anonymous":
+        return to_login(response, "/account")
+    assert response.status_code == 200 and 'name="current"' in response.get_data(as_text=True)
+
+
+def check_account_post(site: Site, client: CSRFClient, viewer: str) -> None:
+    """The viewer's own password only (the same one again, so later checks log in)."""
+    form = {"current": PASSWORD, "new": PASSWORD, "repeat": PASSWORD}
+    response = client.post("/account", data=form)
+    if viewer == "anonymous":
+        return to_login(response, "/account")
+    assert response.status_code == 302 and response.headers["Location"] == "/account"
+    assert who(client) == USERNAMES[viewer]  # this session goes on
+    assert client.post("/account", data={**form, "current": "wrong-horse"}).status_code == 400
+
+
 SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("gallery.index", "GET"): check_gallery,
     ("gallery.robots", "GET"): check_robots,
@@ -350,6 +463,8 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("admin.keep_awake", "POST"): check_admin_keep_awake,
     ("admin.set_admin", "POST"): check_admin_set_admin,
     ("admin.disable", "POST"): check_admin_disable,
+    ("auth.account", "GET"): check_account_page,
+    ("auth.account", "POST"): check_account_post,
 }
 
 
@@ -476,6 +591,36 @@ def csrf_admin_disable(site: Site, token: str, foreign: str) -> None:
         assert response.status_code == 302 and not get_user("bob").is_active
 
 
+def csrf_owner_action(action: str) -> Callable[[Site, str, str], None]:
+    """The owner's POST ``/alice/wave/<action>`` changes nothing without its token."""
+
+    def check(site: Site, token: str, foreign: str) -> None:
+        site.ensure_deployment("wave")
+        before = app_row(site, "wave"), [(d.public_name, d.status) for d in site.deployments("wave")]
+        data = {"description": "Edited.", "source": "dash-wave/app.py:server", "cpu": "1", "memory": "1Gi"}
+        response = post(site.client("owner"), f"/alice/wave/{action}", token, foreign, data=data)
+        after = app_row(site, "wave"), [(d.public_name, d.status) for d in site.deployments("wave")]
+        if token != "own":
+            assert refused(response), response.status_code
+            assert after == before
+            return
+        assert response.status_code == 302 and after != before
+
+    return check
+
+
+def csrf_account(site: Site, token: str, foreign: str) -> None:
+    client = site.client("owner")
+    form = {"current": PASSWORD, "new": "another-horse", "repeat": "another-horse"}
+    response = post(client, "/account", token, foreign, data=form)
+    if token != "own":
+        assert refused(response), response.status_code
+        assert site.client("owner")  # the old password still logs in
+        return
+    assert response.status_code == 302
+    assert login(site.app.test_client(), "alice", "another-horse").status_code == 302
+
+
 CSRF_CASES: dict[tuple[str, str], Callable[[Site, str, str], None]] = {
     ("viz.start", "POST"): csrf_start,
     ("viz.ping", "POST"): csrf_ping,
@@ -486,6 +631,12 @@ CSRF_CASES: dict[tuple[str, str], Callable[[Site, str, str], None]] = {
     ("admin.keep_awake", "POST"): csrf_admin_keep_awake,
     ("admin.set_admin", "POST"): csrf_admin_set_admin,
     ("admin.disable", "POST"): csrf_admin_disable,
+    ("auth.account", "POST"): csrf_account,
+    ("owner.edit_app", "POST"): csrf_owner_action("edit"),
+    ("owner.stop", "POST"): csrf_owner_action("stop"),
+    ("owner.restart", "POST"): csrf_owner_action("restart"),
+    ("owner.unpublish", "POST"): csrf_owner_action("unpublish"),
+    ("owner.delete", "POST"): csrf_owner_action("delete"),
 }
 
 

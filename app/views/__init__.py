@@ -9,6 +9,7 @@ def register_blueprints(app: Flask) -> None:
     from .gallery import bp as gallery_bp
     from .gate import bp as gate_bp
     from .logs import bp as logs_bp
+    from .owner import bp as owner_bp
     from .publish import bp as publish_bp
     from .viz import bp as viz_bp
 
@@ -19,3 +20,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(gate_bp)
     app.register_blueprint(logs_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(owner_bp)

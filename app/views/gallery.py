@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 from flask_login import current_user
 from sqlalchemy import or_, select, text
 
-from .. import lifecycle
+from .. import app_state, lifecycle, managing
 from ..auth import may_manage
 from ..extensions import db
 from ..models import User, VizApp
@@ -19,7 +19,7 @@ bp = Blueprint("gallery", __name__)
 def visible_app(owner: str, title: str) -> VizApp:
     """The app at /<owner>/<title>/, or 404 if it does not exist or the
     visitor may not see it (private apps are for their owner and admins)."""
-    app = db.session.scalar(select(VizApp).join(User).where(User.username == owner, VizApp.title == title))
+    app = managing.find(owner, title)
     if app is None:
         abort(404)
     if not app.is_public and not may_manage(current_user, app):
@@ -29,21 +29,27 @@ def visible_app(owner: str, title: str) -> VizApp:
 
 @bp.get("/")
 def index():
-    query = select(VizApp).join(User).order_by(VizApp.created_at.desc(), VizApp.id.desc())
+    query = (
+        select(VizApp)
+        .join(User)
+        .where(VizApp.deleted_at.is_(None))
+        .order_by(VizApp.created_at.desc(), VizApp.id.desc())
+    )
     if not current_user.is_authenticated:
         query = query.where(VizApp.is_public.is_(True))
     elif not current_user.is_admin:  # admins see every app
         query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
     apps = db.session.scalars(query).all()
-    return render_template(
-        "gallery.html", apps=apps, live=lifecycle.live_deployments([app.id for app in apps])
-    )
+    return render_template("gallery.html", apps=apps, states=app_state.states([app.id for app in apps]))
 
 
 @bp.get("/<owner>/<title>/")
 def app_page(owner: str, title: str):
     app = visible_app(owner, title)
-    return render_template("app_page.html", app=app, deployment=lifecycle.latest_deployment(app))
+    deployment = lifecycle.latest_deployment(app)
+    return render_template(
+        "app_page.html", app=app, deployment=deployment, state=app_state.state_of(deployment)
+    )
 
 
 @bp.get("/robots.txt")

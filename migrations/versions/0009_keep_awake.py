@@ -4,8 +4,8 @@ deployments.keep_awake_until and .keep_awake_by (an admin's "keep awake for N
 minutes": the idle sweep keeps the deployment until then, app/idle.py), and
 the admin_actions table: every action taken from the dashboard, by whom, when.
 
-Revision ID: 0008_keep_awake
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-28 12:00:00
 
 """
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0008_keep_awake"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,73 @@
+"""What an app's owner (or an admin) does to it from the owner's page: stop or
+restart its deployment, unpublish it, delete it. The views, and any command
+that wants the same, call these; each stop goes through
+:func:`app.lifecycle.stop`, so it is the same conditional update the sweep uses.
+
+Who acted is told by the stop reason: ``owner`` when the owner did, ``admin``
+when an admin did it to someone else's app.
+"""
+
+from __future__ import annotations
+
+from flask_login import AnonymousUserMixin
+from sqlalchemy import select
+
+from . import lifecycle
+from .extensions import db
+from .models import Deployment, User, VizApp, utcnow
+
+
+def reason_for(user: User | AnonymousUserMixin, app: VizApp) -> str:
+    return "owner" if isinstance(user, User) and user.id == app.owner_id else "admin"
+
+
+def find(owner: str, title: str) -> VizApp | None:
+    """The app at /<owner>/<title>/ that is not deleted."""
+    return db.session.scalar(
+        select(VizApp)
+        .join(User)
+        .where(User.username == owner, VizApp.title == title, VizApp.deleted_at.is_(None))
+    )
+
+
+def owned_apps(owner: User, *, with_private: bool) -> list[VizApp]:
+    """The owner's apps not deleted, newest first; private ones only if asked."""
+    query = select(VizApp).where(VizApp.owner_id == owner.id, VizApp.deleted_at.is_(None))
+    if not with_private:
+        query = query.where(VizApp.is_public.is_(True))
+    return list(db.session.scalars(query.order_by(VizApp.created_at.desc(), VizApp.id.desc())))
+
+
+def stop_app(app: VizApp, reason: str) -> Deployment | None:
+    """Stop the app's live deployment, if it has one; return it if this call stopped it."""
+    dep = lifecycle.live_deployment(app)
+    if dep is not None and lifecycle.stop(dep, reason=reason, detail=f"stopped by its {reason}"):
+        return dep
+    return None
+
+
+def restart_app(app: VizApp, reason: str) -> Deployment:
+    """Stop the live deployment (if any) and start a new one, with the app as
+    it is now (an edit applies). :class:`app.lifecycle.Busy` if a cap is
+    reached; the old deployment is stopped either way."""
+    stop_app(app, reason)
+    return lifecycle.ensure_deployment(app)
+
+
+def unpublish(app: VizApp, reason: str) -> Deployment | None:
+    """Take the app out of the gallery (private: its owner and admins only)
+    and stop its live deployment, so no other viewer keeps watching it (an
+    app cookie already handed out would otherwise last its session)."""
+    app.is_public = False
+    db.session.commit()
+    return stop_app(app, reason)
+
+
+def delete(app: VizApp, reason: str) -> Deployment | None:
+    """Delete the app: gone from every page and command at once, its live
+    deployment stopped, its row and its deployments kept for usage and cost
+    history; its title may be published again."""
+    app.deleted_at = utcnow()
+    app.is_public = False
+    db.session.commit()
+    return stop_app(app, reason)  # after the mark: no page can start it again meanwhile
