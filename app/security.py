@@ -6,19 +6,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, abort, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
-from sqlalchemy import select
 
 from .backends.local_commands import split_host
 from .config import Settings
-from .extensions import db
-from .models import User, VizApp
 
 # Asked by machines, not browsers, by whatever name reaches them: Traefik's
 # forwardAuth (the internal address), health probes and Prometheus (a pod's IP).
 ANY_HOST_ENDPOINTS = frozenset({"gate.check", "gallery.healthz", "metrics.scrape"})
 GATE_PATH = "/_auth/viz"
+EMBEDDERS = "embed_origins"  # g's key: the viz page's app's embed allow-list
 NOT_HERE = "No app is being served at this address now. Reload the page that showed it.\n"
 
 
@@ -137,15 +135,10 @@ def content_security_policy(viz_origin: str, embedders: Iterable[str] = ()) -> s
     )
 
 
-def embed_origins(owner: str, title: str) -> list[str]:
-    """The sites the app at /<owner>/<title>/ lets embed its viz page, each
-    checked again (whatever is stored, only origins reach the header)."""
-    stored = db.session.scalar(
-        select(VizApp.embed_origins)
-        .join(User)
-        .where(User.username == owner, VizApp.title == title, VizApp.deleted_at.is_(None))
-    )
-    return [o for o in (normal_origin(v) for v in stored or () if isinstance(v, str)) if o is not None]
+def embed_origins(stored: Iterable[object]) -> list[str]:
+    """The sites an app lets embed its viz page, each checked again (whatever
+    is stored, only origins reach the header)."""
+    return [o for o in (normal_origin(v) for v in stored if isinstance(v, str)) if o is not None]
 
 
 class SecurityHeaders:
@@ -155,8 +148,8 @@ class SecurityHeaders:
     reads its status.
 
     A response that already has a CSP keeps it (and gets no X-Frame-Options).
-    A viz page whose app names sites that may embed it lets them frame it (one
-    query, on that page only); every other page may be framed only by
+    A viz page whose app names sites that may embed it lets them frame it (the
+    page's view hands them over in ``g``, from the app it loaded); every other page may be framed only by
     Dormouse's own pages. HSTS goes with every answer over HTTPS, and with
     every answer when cookies are secure-only (an HTTPS-only site: behind a
     proxy gunicorn does not trust, the scheme is not known; browsers ignore
@@ -188,10 +181,9 @@ class SecurityHeaders:
 
     @staticmethod
     def embedders(response: Response) -> list[str]:
-        args = request.view_args or {}
-        if request.endpoint != "viz.page" or response.status_code != 200 or not args:
+        if request.endpoint != "viz.page" or response.status_code != 200:
             return []
-        return embed_origins(args["owner"], args["title"])
+        return embed_origins(g.get(EMBEDDERS, ()))
 
 
 def init_app(app: Flask) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browsers import CspWatch, chromium
 from tests.serving import serve
-from tests.test_browser import ARGS, CHROMIUM, CspWatch
 
 pytestmark = pytest.mark.timeout(300)
 SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
@@ -51,12 +51,8 @@ def server(tmp_path):
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def counters(page: Page) -> tuple[int, int]:

@@ -17,7 +17,6 @@ the gate under test is our script's use of it.
 from __future__ import annotations
 
 import html
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,22 +24,12 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browsers import WAIT, CspWatch, chromium
 from tests.serving import serve
 
 pytestmark = pytest.mark.timeout(300)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT = 30_000  # ms, for a condition the page reaches by itself
 # Conditions for wait_for_function are written as functions ("() => ..."): an
 # expression is eval'd in the page, which Dormouse's CSP refuses.
 TICKS = 3  # ping intervals a "nothing happens" check watches for
@@ -57,36 +46,6 @@ window.fetch = function (url, options) {
 };
 """
 
-# Reports every CSP violation in every frame of the context, whatever the page
-# does next (a binding outlives navigations; a page's variable would not).
-CSP_EVENTS = """
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.dormouseCspViolation(
-    `${event.effectiveDirective} refused ${event.blockedURI || "inline code"} in ${document.location.href}`
-  );
-});
-"""
-CSP_MARKERS = ("Content Security Policy", "Refused to")
-
-
-class CspWatch:
-    """The CSP violations a browser context reports: its frames'
-    ``securitypolicyviolation`` events, and console messages and uncaught
-    errors that name one (Chromium logs one for each; for a refused frame
-    the framing page gets only that message: "Framing '…' violates the
-    following Content Security Policy directive: "frame-ancestors 'self'"")."""
-
-    def __init__(self, context: BrowserContext) -> None:
-        self.violations: list[str] = []
-        context.expose_binding("dormouseCspViolation", lambda _source, text: self.violations.append(text))
-        context.add_init_script(CSP_EVENTS)
-        context.on("console", lambda message: self._note(f"console {message.type}: {message.text}"))
-        context.on("weberror", lambda error: self._note(f"page error: {error.error}"))
-
-    def _note(self, text: str) -> None:
-        if any(marker in text for marker in CSP_MARKERS):
-            self.violations.append(text)
-
 
 @pytest.fixture
 def server(tmp_path):
@@ -102,12 +61,8 @@ def server(tmp_path):
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, sync_playwright
 
+from tests.browsers import ARGS, CHROMIUM
 from tests.serving import free_port
 from tests.waiting import wait_for
 
@@ -38,14 +39,6 @@ IMAGE = "localhost/dormouse:test"
 DORMOUSE_HOST = "dormouse.localhost"  # Chromium resolves *.localhost to loopback itself
 VIZ_HOST = "viz.dormouse.localhost"  # the image's default apps host
 USERNAME, PASSWORD = "tester", secrets.token_urlsafe(12)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-sync",
-]
 SECRET_FILES = ("secret_key", "jwt_keys", "dormouse.db")
 
 

@@ -16,8 +16,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.browsers import ARGS, CHROMIUM, WAIT, CspWatch
 from tests.serving import serve, start_app
-from tests.test_browser import ARGS, CHROMIUM, WAIT, CspWatch
 
 pytestmark = pytest.mark.timeout(300)
 SHOTS = Path(__file__).resolve().parent.parent / "screenshots"

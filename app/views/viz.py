@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, make_response, render_template, request
+from flask import Blueprint, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
 from .. import lifecycle, tokens
 from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
+from ..security import EMBEDDERS
 from .gallery import visible_app
 from .gate import TOKEN_PARAM
 
@@ -149,6 +150,7 @@ def _shown_deployment(app: VizApp, public_name: str) -> Deployment | None:
 def page(owner: str, title: str):
     app = visible_app(owner, title)
     settings = current_app.config["DORMOUSE"]
+    g.setdefault(EMBEDDERS, app.embed_origins or ())  # for the frame-ancestors header
     response = make_response(
         render_template(
             "viz.html",

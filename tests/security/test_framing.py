@@ -12,22 +12,19 @@ tests/test_browser.py does.
 from __future__ import annotations
 
 import html
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.browsers import chromium
 from tests.security.helpers import deployment_rows
 from tests.serving import LiveServer, serve
 
 pytestmark = pytest.mark.timeout(240)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 REFUSALS = ("frame-ancestors", "X-Frame-Options", "Refused to frame", "Refused to display")
 WAVE = "/demo/dash-wave/"
 QUIET = 3_000  # ms a refused page is watched for a start it must not make (the viz page starts at once)
@@ -41,12 +38,8 @@ def server(tmp_path_factory) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @contextmanager
