@@ -233,7 +233,8 @@ def test_the_logs_page_with_the_real_local_backend(tmp_path: Path) -> None:
             make_app(make_user("alice"), "wave")
             client = app.test_client()
             login(client)
-            assert client.post("/alice/wave/viz/start", headers=HX).status_code == 200
+            # 286 when the app was already up by the first status read
+            assert client.post("/alice/wave/viz/start", headers=HX).status_code in (200, 286)
             dep = db.session.scalar(db.select(Deployment))
             assert dep.backend == "local" and dep.backend_ref
             wait_for(

@@ -172,7 +172,7 @@ def start(owner: str, title: str):
     except lifecycle.Busy as exc:
         return busy_response(app, str(exc))
     lifecycle.record_load(dep, now=now)
-    lifecycle.refresh(dep, now=now)
+    lifecycle.refresh(dep)  # a fresh clock: creating may have taken a while
     return status_response(app, dep)
 
 
