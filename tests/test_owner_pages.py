@@ -2,7 +2,7 @@
 and deleting an app, the account page, and the truthful state of an app in
 the gallery, on its page and on its owner's page. The scripted backend
 (tests/fakes.py) stands in; the route x viewer matrix and CSRF are in
-tests/test_access.py, the browser in tests/test_owner_browser.py."""
+tests/test_access_*.py, the browser in tests/test_owner_browser.py."""
 
 from __future__ import annotations
 
