@@ -1,5 +1,6 @@
 """What an admin does from the dashboard: stop a deployment now, keep one
-awake for a while, make or unmake admins, disable an account. Each goes
+awake for a while, lift an app's monthly budget for the rest of the month,
+make or unmake admins, disable an account. Each goes
 through the lifecycle or the account service (one implementation of each
 rule) and is written to the audit log (``admin_actions``) and the log, with
 who did it.
@@ -10,10 +11,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from . import lifecycle
+from . import budget, lifecycle
 from .auth import disable_user
 from .extensions import db
-from .models import AdminAction, Deployment, User
+from .models import AdminAction, Deployment, User, VizApp
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,22 @@ def keep_awake(dep: Deployment, minutes: int, actor: User, *, now: datetime) -> 
     if not lifecycle.keep_awake(dep, until=until, by=actor.id):
         raise AdminError("That deployment is no longer running.")
     record(actor, "keep-awake", target_of(dep), f"for {minutes} min, until {until:%Y-%m-%d %H:%M} UTC", dep)
+    return until
+
+
+def lift_budget(app: VizApp, actor: User, *, now: datetime) -> datetime:
+    """Let the app start whatever it costs until the 1st of next month; the moment."""
+    if app.monthly_budget is None:
+        raise AdminError(f"{app.slug_path} has no budget to lift.")
+    if budget.lifted(app, now):
+        raise AdminError(f"{app.slug_path}'s budget is already lifted for this month.")
+    until = budget.lift(app, now=now)
+    record(
+        actor,
+        "lift-budget",
+        app.slug_path,
+        f"${app.monthly_budget:,.2f} a month, lifted until {until:%Y-%m-%d}",
+    )
     return until
 
 

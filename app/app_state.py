@@ -4,18 +4,22 @@ One pure function, :func:`state_of`, turns the latest deployment (the live one
 if any, else the most recent) into what the gallery, the app page and the
 owner's page show: starting, running (since), asleep (since), failed (at, and
 why: for the owner and admins only), and :func:`latest_deployments` reads that
-deployment for many apps in one query.
+deployment for many apps in one query. :func:`with_budgets` marks the apps
+whose monthly budget keeps them from starting (app/budget.py): "over budget".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import case, func, select
 
+from . import budget
 from .extensions import db
-from .models import LIVE_STATUSES, Deployment
+from .models import LIVE_STATUSES, Deployment, VizApp
+from .prices import Prices
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class AppState:
     since: datetime | None  # when it started, became ready, stopped or failed; None: never ran
     reason: str = ""  # why it failed (the app's output: for its owner and admins only)
     stop_reason: str = ""  # idle, owner, admin, gone, failed
+    over_budget: bool = False  # not live, and its monthly budget keeps it from starting
 
     @property
     def is_live(self) -> bool:
@@ -76,3 +81,16 @@ def latest_deployments(app_ids: list[int], name: str = "default") -> dict[int, D
 def states(app_ids: list[int]) -> dict[int, AppState]:
     latest = latest_deployments(app_ids)
     return {app_id: state_of(latest.get(app_id)) for app_id in app_ids}
+
+
+def with_budgets(
+    states: dict[int, AppState], apps: Sequence[VizApp], *, now: datetime, prices: Prices
+) -> dict[int, AppState]:
+    """``states`` with the apps that may not start for their budget marked
+    (one cost query, and only if one of them has a budget). A live app is
+    not marked: a running deployment is never cut off for its cost."""
+    over = budget.over_budget_ids(apps, now=now, prices=prices)
+    return {
+        app_id: replace(state, over_budget=True) if app_id in over and not state.is_live else state
+        for app_id, state in states.items()
+    }

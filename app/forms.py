@@ -66,6 +66,12 @@ class PublishForm(FlaskForm):
         description="Optional: origins of other sites whose pages may show the app's page in a frame, "
         "one per line, e.g. https://blog.example.org (scheme, host and port only).",
     )
+    monthly_budget = _optional_text(
+        "Monthly budget (dollars)",
+        20,
+        "Optional: once the app has cost this much in a month (UTC), it does not start again "
+        "until the 1st of the next month (a running one is not cut off). Blank: no budget.",
+    )
     is_public = BooleanField("Listed in the gallery and open to everyone", default=True)
 
 

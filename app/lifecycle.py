@@ -9,7 +9,6 @@ partial unique index makes simultaneous first visits share one deployment.
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -17,8 +16,9 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from . import app_environment, idle, metrics, slugs, usage
+from . import app_environment, budget, idle, metrics, slugs, usage
 from .backends.base import AppSpec, Backend, BackendError
+from .caps import BUSY_TOTAL, SLOT_ATTEMPTS, Busy, free_slots
 from .config import Settings
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, VizApp, utcnow
@@ -150,14 +150,6 @@ def _older_than(column: InstrumentedAttribute[datetime | None], cutoff: datetime
     return or_(column.is_(None), column <= cutoff)
 
 
-class Busy(Exception):
-    """A cap on live deployments is reached; the message says which, for the
-    viewer (who is asked to try again later). Nothing was created."""
-
-
-SLOT_ATTEMPTS = 8  # tries to claim a free slot while others claim them too
-
-
 def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "default") -> Deployment:
     """Return the app's live deployment, starting one if there is none.
 
@@ -166,14 +158,17 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
     caps are exact the same way: a new deployment claims a free slot below
     ``MAX_LIVE_DEPLOYMENTS`` and one below ``MAX_LIVE_PER_OWNER`` for its owner,
     and partial unique indexes let no two live rows hold the same slot. With
-    none free, :class:`Busy` is raised and nothing is created.
+    none free, :class:`Busy` is raised and nothing is created (app/caps.py);
+    so is :class:`app.budget.OverBudget` when the app's monthly budget is
+    spent (a live deployment is returned whatever its cost).
     """
     now = now or utcnow()
     existing = live_deployment(app, name)
     if existing is not None:
         return existing
+    budget.check(app, now=now, prices=settings().prices)
     for _ in range(SLOT_ATTEMPTS):
-        slot, owner_slot = _free_slots(app)
+        slot, owner_slot = free_slots(app, settings())
         dep = Deployment(
             app=app,
             owner_id=app.owner_id,
@@ -202,29 +197,6 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
         _launch(dep, now)
         return dep
     raise Busy(BUSY_TOTAL)
-
-
-BUSY_TOTAL = "The server is running as many apps as it may right now."
-BUSY_OWNER = "This publisher's apps are running as many at once as they may right now."
-
-
-def _free_slots(app: VizApp) -> tuple[int, int]:
-    """A free slot of each cap, chosen at random among the free ones (so
-    simultaneous starts rarely reach for the same); :class:`Busy` if none."""
-    limits = settings()
-    live = select(Deployment.slot, Deployment.owner_id, Deployment.owner_slot).where(
-        Deployment.status.in_(LIVE_STATUSES)
-    )
-    rows = db.session.execute(live).all()
-    taken = {row.slot for row in rows}
-    owner_taken = {row.owner_slot for row in rows if row.owner_id == app.owner_id}
-    free = [n for n in range(limits.max_live_deployments) if n not in taken]
-    owner_free = [n for n in range(limits.max_live_per_owner) if n not in owner_taken]
-    if not owner_free:
-        raise Busy(BUSY_OWNER)
-    if not free:
-        raise Busy(BUSY_TOTAL)
-    return secrets.choice(free), secrets.choice(owner_free)
 
 
 def _launch(dep: Deployment, now: datetime) -> None:

@@ -149,6 +149,10 @@ class VizApp(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Dollars a month this app may cost (see app/costs.py); none: no limit.
     monthly_budget: Mapped[float | None] = mapped_column(Numeric(12, 2, asdecimal=False))
+    # An admin lifted the budget for the rest of a month: the app starts
+    # whatever it costs until this moment (the 1st of the next month; the
+    # admin_actions log has who). See app/budget.py.
+    budget_lifted_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Set when its owner (or an admin) deletes it: the app is gone from every
     # page and command, its deployments stay for usage and cost history.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -287,7 +291,7 @@ class UsedToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-ADMIN_ACTIONS = ("stop", "keep-awake", "make-admin", "remove-admin", "disable")
+ADMIN_ACTIONS = ("stop", "keep-awake", "make-admin", "remove-admin", "disable", "lift-budget")
 
 
 class AdminAction(db.Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import ClassVar
 
@@ -39,6 +40,9 @@ IMAGE_SOURCE_RE = re.compile(
 )
 
 
+MAX_BUDGET = 100_000  # dollars a month: beyond this a budget is surely a typo
+
+
 class PublishError(ValueError):
     """Invalid input; ``errors`` maps a field name to a message for a person."""
 
@@ -62,6 +66,7 @@ class AppInput:
     memory: str = "512Mi"
     env: str = ""  # KEY=VALUE lines
     embed_origins: str = ""  # sites that may embed the viz page: origins, by spaces, commas or lines
+    monthly_budget: str = ""  # dollars a month, blank: none (app/budget.py)
     is_public: bool = True
 
     # the fields a person types as text (the publish form has one input each)
@@ -77,6 +82,7 @@ class AppInput:
         "memory",
         "env",
         "embed_origins",
+        "monthly_budget",
     )
 
 
@@ -97,6 +103,24 @@ def parse_memory(value: str) -> int | None:
     if not m:
         return None
     return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
+
+
+def parse_budget(text: str) -> tuple[float | None, str | None]:
+    """An app's monthly budget (app/budget.py) typed in dollars ("25", "12.50"; blank: none), or why not."""
+    text = text.strip().removeprefix("$").strip()
+    if not text:
+        return None, None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None, "Write the budget in dollars, like 25 or 12.50 (or leave it blank for none)."
+    if not amount.is_finite() or amount <= 0:
+        return None, "A budget must be more than $0 (leave it blank for none)."
+    if amount > MAX_BUDGET:
+        return None, f"At most ${MAX_BUDGET:,} a month."
+    if amount != amount.quantize(Decimal("0.01")):
+        return None, "Give the budget in dollars and cents (at most 2 decimals)."
+    return float(amount), None
 
 
 def command_error(command: str, image: str) -> str | None:
@@ -264,6 +288,10 @@ def validate(
     if embed_error:
         errors["embed_origins"] = embed_error
     values["embed_origins"] = embed_origins
+    monthly_budget, budget_error = parse_budget(data.monthly_budget)
+    if budget_error:
+        errors["monthly_budget"] = budget_error
+    values["monthly_budget"] = monthly_budget
     values["is_public"] = bool(data.is_public)
     if errors:
         raise PublishError(errors)
@@ -318,6 +346,7 @@ def input_of(app: VizApp) -> AppInput:
         memory=app.memory,
         env="\n".join(f"{name}={HIDDEN_VALUE}" for name in app.env or {}),
         embed_origins="\n".join(app.embed_origins or ()),
+        monthly_budget="" if app.monthly_budget is None else f"{app.monthly_budget:.2f}",
         is_public=app.is_public,
     )
 

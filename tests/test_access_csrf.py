@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 
 from app.auth import get_user
+from app.extensions import db
 from tests.access import EXPIRED, NEW_APP, app_row
 from tests.factories import CSRFClient, login
 from tests.sites import HX, JSON, PASSWORD, Site, make_site, session_user, who
@@ -117,6 +118,25 @@ def csrf_admin_keep_awake(site: Site, token: str, foreign: str) -> None:
     assert response.status_code == 302 and dep.keep_awake_until is not None
 
 
+def _app_id(site: Site) -> int:
+    with site.ctx():
+        return site.viz_app("wave").id
+
+
+def csrf_admin_lift_budget(site: Site, token: str, foreign: str) -> None:
+    with site.ctx():
+        site.viz_app("wave").monthly_budget = 5.0
+        db.session.commit()
+    response = post(site.client("admin"), f"/admin/apps/{_app_id(site)}/lift-budget", token, foreign)
+    with site.ctx():
+        lifted = site.viz_app("wave").budget_lifted_until is not None
+    if token != "own":
+        assert refused(response), response.status_code
+        assert not lifted
+        return
+    assert response.status_code == 302 and lifted
+
+
 def csrf_admin_set_admin(site: Site, token: str, foreign: str) -> None:
     response = post(site.client("admin"), "/admin/users/bob/admin", token, foreign, data={"admin": "1"})
     with site.ctx():
@@ -176,6 +196,7 @@ CSRF_CASES: dict[tuple[str, str], Callable[[Site, str, str], None]] = {
     ("admin.stop", "POST"): csrf_admin_stop,
     ("admin.keep_awake", "POST"): csrf_admin_keep_awake,
     ("admin.set_admin", "POST"): csrf_admin_set_admin,
+    ("admin.lift_budget", "POST"): csrf_admin_lift_budget,
     ("admin.disable", "POST"): csrf_admin_disable,
     ("auth.account", "POST"): csrf_account,
     ("owner.edit_app", "POST"): csrf_owner_action("edit"),

@@ -157,6 +157,32 @@ def check_admin_keep_awake(site: Site, client: CSRFClient, viewer: str) -> None:
     assert (dep.keep_awake_until is not None) == (viewer == "admin")
 
 
+def _budgeted(site: Site, title: str) -> None:
+    """``title`` has a budget, not lifted."""
+    with site.ctx():
+        row = site.viz_app(title)
+        row.monthly_budget, row.budget_lifted_until = 5.0, None
+        db.session.commit()
+
+
+def _lifted(site: Site, title: str) -> bool:
+    with site.ctx():
+        return site.viz_app(title).budget_lifted_until is not None
+
+
+def _app_id(site: Site) -> int:
+    with site.ctx():
+        return site.viz_app("wave").id
+
+
+def check_admin_lift_budget(site: Site, client: CSRFClient, viewer: str) -> None:
+    _budgeted(site, "wave")
+    path = f"/admin/apps/{_app_id(site)}/lift-budget"
+    if admin_only(client, viewer, "POST", path):
+        assert client.post(path).status_code == 302
+    assert _lifted(site, "wave") == (viewer == "admin")
+
+
 def check_admin_set_admin(site: Site, client: CSRFClient, viewer: str) -> None:
     if admin_only(client, viewer, "POST", "/admin/users/bob/admin", data={"admin": "1"}):
         assert client.post("/admin/users/bob/admin", data={"admin": "1"}).status_code == 302
@@ -207,6 +233,7 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("admin.stop", "POST"): check_admin_stop,
     ("admin.keep_awake", "POST"): check_admin_keep_awake,
     ("admin.set_admin", "POST"): check_admin_set_admin,
+    ("admin.lift_budget", "POST"): check_admin_lift_budget,
     ("admin.disable", "POST"): check_admin_disable,
     ("auth.account", "GET"): check_account_page,
     ("auth.account", "POST"): check_account_post,

@@ -55,7 +55,7 @@ def actions() -> list[tuple[str, str, str]]:
 
 def admin_routes(app: Flask) -> list[tuple[str, str]]:
     """(method, path) of every admin route, with sample arguments."""
-    sample = {"public_name": "default-abc234", "username": "alice"}
+    sample = {"public_name": "default-abc234", "username": "alice", "int:app_id": "1"}
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("admin."):
@@ -71,7 +71,7 @@ def test_every_admin_route_is_404_for_everyone_but_admins(app, fake_backend):
     alice = make_user("alice")
     dep = lifecycle.ensure_deployment(make_app(alice, "wave"))
     routes = admin_routes(app)
-    assert len(routes) == 8, routes  # a new admin route is checked here too
+    assert len(routes) == 9, routes  # a new admin route is checked here too
     anonymous: CSRFClient = app.test_client()  # type: ignore[assignment]
     user: CSRFClient = app.test_client()  # type: ignore[assignment]
     login(user, "alice")

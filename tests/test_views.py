@@ -173,7 +173,8 @@ def test_ping_after_spin_down_says_stopped_and_does_not_revive(client, wave, fak
     data = client.post("/alice/wave/viz/ping", data={"deployment": old}, headers=JSON).get_json()
     assert data["status"] == "stopped"
     html = client.get(f"/alice/wave/viz/status?deployment={old}", headers=HX).get_data(as_text=True)
-    assert "is asleep" in html and "nobody had used it" in html and "Start it again" in html
+    assert "is asleep" in html and "went to sleep after" in html and "without viewers" in html
+    assert "Wake it" in html and 'data-wakes="1"' in html
 
 
 def test_posts_need_the_csrf_token(client, wave, fake_backend):

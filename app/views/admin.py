@@ -3,7 +3,9 @@ gets the 404 any missing page gets (the dashboard's existence is not told).
 
 ``GET /admin/`` is the page; ``GET /admin/live`` its one partial (the totals
 and the live table), which the page asks for every few seconds while it is
-visible (``static/js/admin.js``). Actions are plain forms (POST + CSRF),
+visible (``static/js/admin.js``). The page also lists the apps at or near
+their monthly budget, each with a button that lifts it for the rest of the
+month. Actions are plain forms (POST + CSRF),
 answered with a redirect back and a message.
 """
 
@@ -23,9 +25,9 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from .. import admin, dashboard, lifecycle
+from .. import admin, budget, dashboard, lifecycle
 from ..extensions import db
-from ..models import Deployment, User, utcnow
+from ..models import Deployment, User, VizApp, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -60,8 +62,10 @@ def _live_context() -> dict[str, object]:
 
 @bp.get("/")
 def index():
+    settings = current_app.config["DORMOUSE"]
     page = render_template(
         "admin/index.html",
+        budgets=budget.near_or_over(now=utcnow(), prices=settings.prices),
         failed=dashboard.failed(),
         actions=dashboard.recent_actions(),
         **_live_context(),
@@ -107,6 +111,20 @@ def keep_awake(public_name: str):
         flash(str(exc), "error")
     else:
         flash(f"{dep.app.slug_path} stays awake until {until:%H:%M} UTC.", "success")
+    return _back()
+
+
+@bp.post("/apps/<int:app_id>/lift-budget")
+def lift_budget(app_id: int):
+    app = db.session.get(VizApp, app_id)
+    if app is None or app.deleted_at is not None:
+        abort(404)
+    try:
+        until = admin.lift_budget(app, current_user, now=utcnow())
+    except admin.AdminError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"{app.slug_path} may start whatever it costs until {until:%Y-%m-%d} (UTC).", "success")
     return _back()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, text
 from .. import app_state, lifecycle, managing
 from ..auth import may_manage
 from ..extensions import db
-from ..models import User, VizApp
+from ..models import User, VizApp, utcnow
 
 bp = Blueprint("gallery", __name__)
 
@@ -40,16 +40,24 @@ def index():
     elif not current_user.is_admin:  # admins see every app
         query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
     apps = db.session.scalars(query).all()
-    return render_template("gallery.html", apps=apps, states=app_state.states([app.id for app in apps]))
+    states = app_state.with_budgets(
+        app_state.states([app.id for app in apps]), apps, now=utcnow(), prices=_prices()
+    )
+    return render_template("gallery.html", apps=apps, states=states)
+
+
+def _prices():
+    return current_app.config["DORMOUSE"].prices
 
 
 @bp.get("/<owner>/<title>/")
 def app_page(owner: str, title: str):
     app = visible_app(owner, title)
     deployment = lifecycle.latest_deployment(app)
-    return render_template(
-        "app_page.html", app=app, deployment=deployment, state=app_state.state_of(deployment)
-    )
+    state = app_state.with_budgets(
+        {app.id: app_state.state_of(deployment)}, [app], now=utcnow(), prices=_prices()
+    )[app.id]
+    return render_template("app_page.html", app=app, deployment=deployment, state=state)
 
 
 @bp.get("/robots.txt")

@@ -16,7 +16,7 @@ from flask_login import current_user
 from .. import app_state, lifecycle, managing
 from ..auth import get_user, may_manage
 from ..forms import EditForm
-from ..models import User, VizApp
+from ..models import User, VizApp, utcnow
 from ..publishing import AppInput, PublishError, available_sources, edit, input_of
 from .gallery import visible_app
 
@@ -47,7 +47,12 @@ def page(owner: str):
     if manages:  # the owner sees a start through: one backend read a second at most (lifecycle.refresh)
         for dep in latest.values():
             lifecycle.refresh(dep)
-    states = {app.id: app_state.state_of(latest.get(app.id)) for app in apps}
+    states = app_state.with_budgets(
+        {app.id: app_state.state_of(latest.get(app.id)) for app in apps},
+        apps,
+        now=utcnow(),
+        prices=current_app.config["DORMOUSE"].prices,
+    )
     return render_template("owner.html", owner=user, apps=apps, states=states, manages=manages)
 
 

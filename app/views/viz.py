@@ -5,7 +5,11 @@ previews must not spin up apps). The page itself POSTs ``.../viz/start`` once
 it loads; that records the full page load and ensures a deployment. One status
 partial answers the start, every poll and every ping: progress while starting
 (and keep polling), the iframe once running (HTTP 286 ends the poll), the
-reason and a retry button when failed, a restart button when stopped.
+reason and a retry button when failed, why it stopped and a wake button when
+stopped (the page wakes an app that went to sleep by itself when it is
+visible and focused, static/js/viz.js), and why it may not start when a cap
+or its budget says no. The words are in :mod:`app.viewer_notes`, the start
+estimate in :mod:`app.start_estimate`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import lifecycle, tokens
+from .. import budget, lifecycle, start_estimate, tokens, viewer_notes
 from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
@@ -35,6 +39,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _estimate(dep: Deployment) -> dict[str, float] | None:
+    """While starting only: the app's usual start time (cached per process,
+    so a poll of a running app never asks)."""
+    if dep.status != "starting":
+        return None
+    found = start_estimate.for_app(dep.app_id)
+    return None if found is None else {"typical": round(found.typical), "slow": round(found.slow)}
+
+
 def status_payload(dep: Deployment | None) -> dict[str, object]:
     """The status as plain data, for JSON and for the partial."""
     if dep is None:
@@ -51,7 +64,12 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
             "latest_ping_at": None,
             "stopped_at": None,
             "elapsed": 0,
+            "estimate": None,
+            "sleep_notice": "",
+            "why_stopped": "",
+            "wakes_by_itself": False,
         }
+    now = utcnow()
     url = None
     if dep.status == "running" and dep.backend_ref:
         try:
@@ -73,7 +91,15 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
         "latest_load_at": _iso(dep.latest_load_at),
         "latest_ping_at": _iso(dep.latest_ping_at),
         "stopped_at": _iso(dep.stopped_at),
-        "elapsed": int(((dep.ready_at or dep.stopped_at or utcnow()) - dep.created_at).total_seconds()),
+        "elapsed": int(((dep.ready_at or dep.stopped_at or now) - dep.created_at).total_seconds()),
+        "estimate": _estimate(dep),
+        "sleep_notice": viewer_notes.sleep_notice(
+            lifecycle.limits(), keep_awake_until=dep.keep_awake_until, now=now
+        )
+        if dep.status == "running"
+        else "",
+        "why_stopped": viewer_notes.why_stopped(dep) if dep.status == "stopped" else "",
+        "wakes_by_itself": dep.status == "stopped" and viewer_notes.wakes_by_itself(dep),
     }
 
 
@@ -139,6 +165,21 @@ def busy_response(app: VizApp, message: str) -> Response:
     return response
 
 
+def over_budget_response(app: VizApp, message: str) -> Response:
+    """The app's monthly budget is spent: say so plainly; the page does not
+    ask again (nothing will change until next month or an admin's lift)."""
+    payload = {**status_payload(None), "status": "over-budget", "reason": message}
+    if _wants_json():
+        response = jsonify(payload)
+    else:
+        response = make_response(render_template("partials/viz_status.html", app=app, s=payload))
+    response.status_code = 403
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    response.vary.add("Accept")
+    return response
+
+
 def _shown_deployment(app: VizApp, public_name: str) -> Deployment | None:
     """The deployment the page shows, when it names one; else the latest."""
     if public_name:
@@ -169,6 +210,8 @@ def start(owner: str, title: str):
     now = utcnow()
     try:
         dep = lifecycle.ensure_deployment(app, now=now)
+    except budget.OverBudget as exc:
+        return over_budget_response(app, str(exc))
     except lifecycle.Busy as exc:
         return busy_response(app, str(exc))
     lifecycle.record_load(dep, now=now)

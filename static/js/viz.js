@@ -7,6 +7,16 @@
  * server never sees a storm. When a ping answers that the deployment is
  * stopped or failed, the timer stops and the status partial is swapped in,
  * which says so plainly and offers a restart button: no reload, no loop.
+ *
+ * An app that went to sleep for want of viewers (the partial's data-wakes)
+ * is woken in place by the page itself, once per deployment, when the page
+ * is visible and focused: the wake button is clicked, and the start answer
+ * (starting, then the iframe) is swapped in. A start that fails or is
+ * refused shows why and is not tried again by itself.
+ *
+ * While starting, the elapsed seconds tick between polls from the server's
+ * count (data-elapsed: from the deployment's start, so a reload is right
+ * too), and "taking longer than usual" shows past data-slow-after.
  */
 (function () {
   "use strict";
@@ -20,6 +30,9 @@
   var csrf = tokenMeta ? tokenMeta.getAttribute("content") : "";
   var timer = null;
   var inFlight = false;
+  var woken = {};  /* deployments this page has woken by itself */
+  var ticker = null;
+  var settledAt = 0;
 
   function statusElement() { return document.getElementById("viz-status"); }
 
@@ -67,6 +80,34 @@
     if (el) { el.textContent = text; el.hidden = false; }
   }
 
+  function maybeWake() {
+    var el = statusElement();
+    if (!el || el.getAttribute("data-status") !== "stopped" || el.getAttribute("data-wakes") !== "1") { return; }
+    if (document.visibilityState !== "visible" || !document.hasFocus()) { return; }
+    var deployment = el.getAttribute("data-deployment") || "";
+    if (woken[deployment]) { return; }
+    var button = document.getElementById("viz-wake");
+    if (!button) { return; }
+    woken[deployment] = true;
+    button.click();
+  }
+
+  function tick() {
+    var line = document.getElementById("viz-elapsed");
+    if (!line) { window.clearInterval(ticker); ticker = null; return; }
+    var elapsed = parseFloat(line.getAttribute("data-elapsed") || "0") + (Date.now() - settledAt) / 1000;
+    var shown = line.querySelector(".elapsed");
+    if (shown) { shown.textContent = String(Math.floor(elapsed)); }
+    var slowAfter = parseFloat(line.getAttribute("data-slow-after") || "");
+    var slow = document.getElementById("viz-slow");
+    if (slow && isFinite(slowAfter)) { slow.hidden = elapsed <= slowAfter; }
+  }
+
+  function startTicking() {
+    settledAt = Date.now();
+    if (ticker === null && document.getElementById("viz-elapsed")) { ticker = window.setInterval(tick, 1000); }
+  }
+
   function startTimer() { if (timer === null) { timer = window.setInterval(ping, interval); } }
   function stopTimer() { if (timer !== null) { window.clearInterval(timer); timer = null; } }
   function sync() { if (isLive(statusElement())) { startTimer(); } else { stopTimer(); } }
@@ -80,7 +121,15 @@
     window.setTimeout(function () { window.htmx.trigger(el, "retry"); }, 3000);
   });
 
-  document.body.addEventListener("htmx:afterSettle", sync);
-  window.dormouseViz = { ping: ping, isPinging: function () { return timer !== null; } };
+  function settled() { sync(); startTicking(); maybeWake(); }
+
+  document.body.addEventListener("htmx:afterSettle", settled);
+  window.addEventListener("focus", maybeWake);
+  document.addEventListener("visibilitychange", maybeWake);
+  window.dormouseViz = {
+    ping: ping,
+    isPinging: function () { return timer !== null; },
+    wokenByItself: function () { return Object.keys(woken).length; }
+  };
   sync();
 }());
