@@ -130,7 +130,8 @@ def test_payloads_in_refused_fields_are_echoed_as_text(site: Site) -> None:
     (title, source, image, command, environment names, embed origins).
     Expected: 400, the refusals named, nothing saved, nothing echoed as markup."""
     alice = site.client("alice")
-    fields = ("title", "description", "source", "image", "command", "port", "cpu", "memory", "embed_origins")
+    fields = ("title", "description", "source", "image", "command", "port", "cpu", "memory", "embed_origins",
+              "monthly_budget")  # fmt: skip
     for payload in PAYLOADS:
         everywhere = dict.fromkeys(fields, payload)
         everywhere.update(framework="dash", env=f"{payload}={payload}\n{payload}")
