@@ -111,7 +111,8 @@ def rows(apps: Iterable[VizApp], *, now: datetime, prices: Prices) -> list[Budge
     budgeted = [app for app in apps if app.monthly_budget is not None]
     if not budgeted:
         return []
-    by_app = monthly_costs(now.year, now.month, prices, now).by_app
+    only = budgeted[0].id if len(budgeted) == 1 else None  # one app: its rows only
+    by_app = monthly_costs(now.year, now.month, prices, now, app_id=only).by_app
     found = [
         BudgetRow(
             app=app,
