@@ -13,10 +13,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import app_state, lifecycle, managing
+from .. import app_state, lifecycle, managing, usage_report
 from ..auth import get_user, may_manage
 from ..forms import EditForm
-from ..models import User, VizApp
+from ..models import User, VizApp, utcnow
 from ..publishing import AppInput, PublishError, available_sources, edit, input_of
 from .gallery import visible_app
 
@@ -48,7 +48,9 @@ def page(owner: str):
         for dep in latest.values():
             lifecycle.refresh(dep)
     states = {app.id: app_state.state_of(latest.get(app.id)) for app in apps}
-    return render_template("owner.html", owner=user, apps=apps, states=states, manages=manages)
+    prices = current_app.config["DORMOUSE"].prices
+    costs = usage_report.owner_costs(user, apps, utcnow(), prices) if manages else None
+    return render_template("owner.html", owner=user, apps=apps, states=states, manages=manages, costs=costs)
 
 
 @bp.route("/<owner>/<title>/edit", methods=["GET", "POST"])
