@@ -143,7 +143,7 @@ TIME_STEPS = tuple(timedelta(hours=h) for h in (1, 2, 3, 6, 12)) + tuple(
 def time_ticks(start: datetime, end: datetime, x: Callable[[float], float], most: int = 10) -> list[Tick]:
     """Ticks at round UTC times inside [start, end], at most ``most`` of them."""
     span = (end - start).total_seconds()
-    step = next((s for s in TIME_STEPS if span / s.total_seconds() <= most), TIME_STEPS[-1])
+    step = next((s for s in TIME_STEPS if span / s.total_seconds() <= most - 1), TIME_STEPS[-1])
     day0 = datetime(start.year, start.month, start.day, tzinfo=UTC)
     moment = day0
     while moment < start:
@@ -239,7 +239,8 @@ def timeline(
     kinds = {b.kind for b in bars}
     shown = len(bars)
     desc = (
-        f"{shown} deployments from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
+        f"{shown} deployment{'s' if shown != 1 else ''} "
+        f"from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
         f"one bar each from its start to its stop, in {len(lane_ticks)} lanes"
     )
     note = f"{dropped} more deployments in further lanes are not drawn." if dropped else ""
