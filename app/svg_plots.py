@@ -290,13 +290,13 @@ def hours_per_day(
             x_ticks.append(Tick(_r(x0 + band / 2), d.day.strftime("%b %d")))
         if d.hours <= 0:
             continue
-        top = y(d.hours)
+        top = min(y(d.hours), bottom - MIN_BAR)  # a few seconds still show, on the axis
         bars.append(
             Bar(
                 x=_r(x0 + band * 0.1),
                 y=_r(top),
                 width=_r(max(MIN_BAR, band * 0.8)),
-                height=_r(max(MIN_BAR, bottom - top)),
+                height=_r(bottom - top),
                 kind="hours",
                 label=f"{d.day:%Y-%m-%d}: {d.hours:.2f} hours running",
                 key=d.day.isoformat(),

@@ -125,18 +125,25 @@ def test_empty_input_makes_an_empty_plot():
 
 
 def test_hours_per_day_bars():
-    days = [DayHours(date(2026, 3, d), h) for d, h in ((1, 2.0), (2, 0.0), (3, 24.0), (4, 6.5))]
+    days = [DayHours(date(2026, 3, d), h) for d, h in ((1, 2.0), (2, 0.0), (3, 24.0), (4, 6.5), (5, 0.001))]
     plot = svg_plots.hours_per_day(days)
-    assert [b.key for b in plot.bars] == ["2026-03-01", "2026-03-03", "2026-03-04"]  # no bar for 0 h
+    assert [b.key for b in plot.bars] == [
+        "2026-03-01",
+        "2026-03-03",
+        "2026-03-04",
+        "2026-03-05",
+    ]  # none for 0 h
+    tiny = plot.bars[-1]  # a few seconds: seen, standing on the axis
+    assert tiny.height == svg_plots.MIN_BAR and tiny.y + tiny.height == pytest.approx(plot.y_ticks[0].at)
     assert [t.label for t in plot.y_ticks] == ["0", "5", "10", "15", "20", "25"]
     zero, top = plot.y_ticks[0].at, plot.y_ticks[-1].at
     per_hour = (zero - top) / 25
-    for bar, hours in zip(plot.bars, (2.0, 24.0, 6.5), strict=True):
+    for bar, hours in zip(plot.bars[:3], (2.0, 24.0, 6.5), strict=True):
         assert bar.y + bar.height == pytest.approx(zero, abs=0.1)  # on the axis
         assert bar.height == pytest.approx(hours * per_hour, abs=0.15)
-    band = (WIDTH - RIGHT - LEFT) / 4
+    band = (WIDTH - RIGHT - LEFT) / 5
     assert plot.bars[1].x == pytest.approx(LEFT + 2 * band + band * 0.1, abs=0.1)
-    assert [t.label for t in plot.x_ticks] == ["Mar 01", "Mar 02", "Mar 03", "Mar 04"]
+    assert [t.label for t in plot.x_ticks] == ["Mar 01", "Mar 02", "Mar 03", "Mar 04", "Mar 05"]
     assert "32.5 hours running in all; the most on 2026-03-03 (24.0 hours)" in plot.desc
 
 
