@@ -107,15 +107,14 @@ def app_report(app: VizApp, days: int, now: datetime, prices: Prices) -> AppRepo
     start, end = window(days, now)
     stats = usage.app_stats(app.id, start, end)
     starts = usage.cold_starts(app.id, start, end)
+    intervals = usage.running_intervals(app.id, start, end)
     return AppReport(
         days=days,
         start=start,
         end=end,
         stats=stats,
-        timeline=svg_plots.timeline(
-            usage.running_intervals(app.id, start, end), start, end, lane_of=lambda iv: iv.name
-        ),
-        hours=svg_plots.hours_per_day(usage.hours_per_day(app.id, start, end)),
+        timeline=svg_plots.timeline(intervals, start, end, lane_of=lambda iv: iv.name),
+        hours=svg_plots.hours_per_day(usage.daily_hours(intervals, start, end)),
         cold_starts=svg_plots.cold_start_histogram(
             starts, p50=stats.cold_start_p50, p95=stats.cold_start_p95
         ),
@@ -229,7 +228,7 @@ def site_report(days: int, now: datetime, prices: Prices, top: int = TOP_SHOWN) 
             intervals, start, end, lane_of=lane, title="Running intervals, every app"
         ),
         hours=svg_plots.hours_per_day(
-            usage.hours_per_day(None, start, end), title="App-hours running per day, every app"
+            usage.daily_hours(intervals, start, end), title="App-hours running per day, every app"
         ),
         cold_starts=svg_plots.cold_start_histogram(
             starts, title="Cold-start times, every app", p50=stats.cold_start_p50, p95=stats.cold_start_p95

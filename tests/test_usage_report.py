@@ -142,4 +142,6 @@ def test_app_report_plots_the_window(owners):
     ]
     assert len(ninety.timeline.bars) == 3 and len(ninety.hours.bars) == 3
     assert len(ninety.hours.x_ticks) == 10  # 91 days, about ten labels
+    hours = usage.hours_per_day(wave.id, NOW - timedelta(days=90), NOW)  # its own query: the same days
+    assert [b.key for b in ninety.hours.bars] == [d.day.isoformat() for d in hours if d.hours]
     assert ninety.budget is None and ninety.prices == PRICES
