@@ -217,3 +217,19 @@ def test_an_app_title_with_markup_stays_text(app):
 def test_an_empty_plot_renders_a_sentence_not_an_svg(app):
     html = render(svg_plots.hours_per_day([]))
     assert "<svg" not in html and "Nothing ran in this window." in html
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0, "$0.00"),
+        (0.22, "$0.22"),
+        (7.8949, "$7.89"),
+        (0.0029, "$0.0029"),
+        (-0.22, "−$0.22"),
+        (1234.5, "$1234.50"),
+    ],
+)
+def test_money(app, value, shown):
+    got = render_template_string('{% from "_plots.html" import money %}{{ money(v) }}', v=value)
+    assert got == shown
