@@ -1,4 +1,4 @@
-"""The stats pages' plots (app/svg_plots.py) as data: scales and ticks, one
+"""The stats pages' plots (app/svg_plots.py, app/plot_axes.py) as data: scales and ticks, one
 bar per deployment where it ran, bars per day, histogram bins, empty input;
 and their rendering (templates/_plots.html): well-formed, accessible SVG in
 which an app title full of markup stays text."""
@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from flask import render_template_string
 
-from app import svg_plots
+from app import plot_axes, svg_plots
 from app.svg_plots import LEFT, RIGHT, TIMELINE_LEFT, WIDTH
 from app.usage import DayHours, Interval
 
@@ -38,30 +38,30 @@ def x_of(moment: datetime) -> float:
 
 
 def test_scale_maps_the_domain_onto_the_range():
-    y = svg_plots.scale(0, 10, 200, 0)  # upside down, as a y axis is
+    y = plot_axes.scale(0, 10, 200, 0)  # upside down, as a y axis is
     assert (y(0), y(5), y(10)) == (200, 100, 0)
-    assert svg_plots.scale(3, 3, 7, 9)(3) == 7  # a flat domain does not divide by zero
+    assert plot_axes.scale(3, 3, 7, 9)(3) == 7  # a flat domain does not divide by zero
 
 
 @pytest.mark.parametrize(
     ("raw", "step"), [(0.7, 1), (1, 1), (1.2, 2), (2.2, 2.5), (3, 5), (7, 10), (12, 20), (0.03, 0.05), (0, 1)]
 )
 def test_nice_step(raw, step):
-    assert svg_plots.nice_step(raw) == pytest.approx(step)
+    assert plot_axes.nice_step(raw) == pytest.approx(step)
 
 
 def test_nice_ticks_cover_the_top():
-    assert svg_plots.nice_ticks(24) == [0, 5, 10, 15, 20, 25]
-    assert svg_plots.nice_ticks(3.3) == pytest.approx([0, 1, 2, 3, 4])
-    assert svg_plots.nice_ticks(1) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert plot_axes.nice_ticks(24) == [0, 5, 10, 15, 20, 25]
+    assert plot_axes.nice_ticks(3.3) == pytest.approx([0, 1, 2, 3, 4])
+    assert plot_axes.nice_ticks(1) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
 
 
 def test_time_ticks_fall_on_round_utc_times():
-    x = svg_plots.scale(0, (END - T0).total_seconds(), 0, 1000)
-    ticks = svg_plots.time_ticks(T0, END, x)
+    x = plot_axes.scale(0, (END - T0).total_seconds(), 0, 1000)
+    ticks = plot_axes.time_ticks(T0, END, x)
     assert [t.label for t in ticks] == [f"Mar {d:02d}" for d in range(1, 11, 2)] + ["Mar 11"]
     assert ticks[0].at == 0 and ticks[-1].at == 1000
-    day = svg_plots.time_ticks(T0 + 90 * timedelta(minutes=1), T0 + 25 * H, x)
+    day = plot_axes.time_ticks(T0 + 90 * timedelta(minutes=1), T0 + 25 * H, x)
     assert day[0].label == "03:00" and "Mar 02" in [t.label for t in day]  # midnight names its day
 
 
