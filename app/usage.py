@@ -322,8 +322,15 @@ def merge(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, da
 def hours_per_day(app_id: int | None, start: datetime, end: datetime) -> list[DayHours]:
     """Running hours in each UTC day the window touches (the bar chart), each
     day clipped to the window; ``app_id`` None: app-hours of every app."""
+    return daily_hours(running_intervals(app_id, start, end), start, end)
+
+
+def daily_hours(intervals: list[Interval], start: datetime, end: datetime) -> list[DayHours]:
+    """:func:`hours_per_day` of intervals already fetched with
+    :func:`running_intervals` for the same window (a page that draws the
+    timeline too reads them once): each app's intervals merged, split by UTC day."""
     by_app: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for iv in running_intervals(app_id, start, end):
+    for iv in intervals:
         by_app[iv.app_id].append((iv.start, iv.end))
     first = start.astimezone(UTC).date()
     last = (end - timedelta(microseconds=1)).astimezone(UTC).date()

@@ -15,7 +15,9 @@ the same numbers computed in Python from the seeded rows, then times, in
 interleaved rounds, a baseline (``SELECT count(*) FROM deployments``, a scan
 of the same table's smallest index) and each candidate: app_stats of one app
 and site_stats over the default 10-day window, site_stats over the whole year,
-and monthly_costs of one month. It prints the median milliseconds of each and
+and monthly_costs of one month, and what each stats page gathers
+(app/usage_report.py: an app's and the site's over 10 days, plots included,
+and an owner's costs). It prints the median milliseconds of each and
 the median of the per-round ratios candidate / baseline. It exits 0 whatever
 the figures; 1 if it could not measure.
 """
@@ -215,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from sqlalchemy import text
 
-    from app import costs, usage
+    from app import costs, usage, usage_report
     from app.extensions import db
+    from app.models import User, VizApp
     from app.prices import Prices
     from tests.factories import build_app, make_settings
 
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("answers checked against the seeded rows")
                 start, end = usage.default_window(NOW)
                 prices = Prices()
+                app = db.session.get(VizApp, 57)
+                owner = db.session.get(User, app.owner_id)
                 baseline = ("SELECT count(*) (baseline)", lambda: db.session.scalar(text("SELECT count(*) FROM deployments")))  # noqa: E501  # fmt: skip
                 candidates = [
                     ("app_stats, 10 days", lambda: usage.app_stats(57, start, end)),
@@ -244,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                     ("site_stats, 365 days", lambda: usage.site_stats(NOW - YEAR, NOW)),
                     ("monthly_costs, one month", lambda: costs.monthly_costs(2026, 6, prices, NOW)),
                     ("hours_per_day, 10 days", lambda: usage.hours_per_day(57, start, end)),
+                    # what the stats pages gather (app/usage_report.py), plots built
+                    ("app's stats page, 10 days", lambda: usage_report.app_report(app, 10, NOW, prices)),
+                    ("site's stats page, 10 days", lambda: usage_report.site_report(10, NOW, prices)),
+                    ("owner's costs", lambda: usage_report.owner_costs(owner, [app], NOW, prices)),
                 ]
                 ms: dict[str, list[float]] = defaultdict(list)
                 ratios: dict[str, list[float]] = defaultdict(list)

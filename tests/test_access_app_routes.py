@@ -110,6 +110,18 @@ def check_logs_download(site: Site, client: CSRFClient, title: str, shown: bool)
     assert response.headers["Content-Disposition"].startswith("attachment;")
 
 
+def check_stats_page(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    site.ensure_deployment(title)
+    if not (shown and manages(client)):  # even a public app's usage and cost are its owner's and admins'
+        assert_hidden(client, "GET", "/stats", title)
+        assert_hidden(client, "GET", "/stats?days=30", title)
+        assert_hidden(client, "GET", "/stats?days=nonsense", title)
+        return
+    response = client.get(f"/alice/{title}/stats?days=30")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="plot-timeline"' in html and 'id="app-costs"' in html
+
+
 def live(site: Site, title: str) -> list[str]:
     return [d.public_name for d in site.deployments(title) if d.is_live]
 
@@ -121,6 +133,8 @@ def check_owner_page(site: Site, client: CSRFClient, title: str, shown: bool) ->
     html = response.get_data(as_text=True)
     assert (f'data-app="{title}"' in html) == shown
     assert (f"/alice/{title}/edit" in html) == (shown and manages(client))
+    assert (f"/alice/{title}/stats" in html) == (shown and manages(client))
+    assert ('id="owner-costs"' in html) == manages(client)  # the month's costs: the owner's and admins'
     assert client.get("/nobody/").status_code == 404
 
 
@@ -200,6 +214,7 @@ APP_CHECKS: dict[tuple[str, str], AppCheck] = {
     ("viz.ping", "POST"): check_ping,
     ("logs.page", "GET"): check_logs_page,
     ("logs.download", "GET"): check_logs_download,
+    ("stats.app_stats", "GET"): check_stats_page,
     ("owner.page", "GET"): check_owner_page,
     ("owner.edit_app", "GET"): check_edit_form,
     ("owner.edit_app", "POST"): check_edit_post,

@@ -139,6 +139,15 @@ def check_admin_users(site: Site, client: CSRFClient, viewer: str) -> None:
         assert 'id="user-bob"' in client.get("/admin/users").get_data(as_text=True)
 
 
+def check_admin_stats(site: Site, client: CSRFClient, viewer: str) -> None:
+    site.ensure_deployment("secret")
+    paths = ("/admin/stats", "/admin/stats?days=nonsense")
+    shown = [admin_only(client, viewer, "GET", path) for path in paths]  # each path checked
+    if all(shown):
+        html = client.get("/admin/stats?days=7").get_data(as_text=True)
+        assert 'id="plot-timeline"' in html and "alice/secret" in html  # private apps' runs too
+
+
 def check_admin_stop(site: Site, client: CSRFClient, viewer: str) -> None:
     public_name = site.ensure_deployment("wave")
     path = f"/admin/deployments/{public_name}/stop"
@@ -230,6 +239,7 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("admin.live", "GET"): check_admin_live,
     ("admin.history", "GET"): check_admin_history,
     ("admin.users", "GET"): check_admin_users,
+    ("stats.site_stats", "GET"): check_admin_stats,
     ("admin.stop", "POST"): check_admin_stop,
     ("admin.keep_awake", "POST"): check_admin_keep_awake,
     ("admin.set_admin", "POST"): check_admin_set_admin,

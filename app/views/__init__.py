@@ -11,6 +11,7 @@ def register_blueprints(app: Flask) -> None:
     from .logs import bp as logs_bp
     from .owner import bp as owner_bp
     from .publish import bp as publish_bp
+    from .stats import bp as stats_bp
     from .viz import bp as viz_bp
 
     app.register_blueprint(accounts_bp)
@@ -21,3 +22,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(logs_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(owner_bp)
+    app.register_blueprint(stats_bp)

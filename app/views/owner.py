@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import app_state, lifecycle, managing
+from .. import app_state, lifecycle, managing, usage_report
 from ..auth import get_user, may_manage
 from ..forms import EditForm
 from ..models import User, VizApp, utcnow
@@ -47,13 +47,13 @@ def page(owner: str):
     if manages:  # the owner sees a start through: one backend read a second at most (lifecycle.refresh)
         for dep in latest.values():
             lifecycle.refresh(dep)
+    prices = current_app.config["DORMOUSE"].prices
+    now = utcnow()
     states = app_state.with_budgets(
-        {app.id: app_state.state_of(latest.get(app.id)) for app in apps},
-        apps,
-        now=utcnow(),
-        prices=current_app.config["DORMOUSE"].prices,
+        {app.id: app_state.state_of(latest.get(app.id)) for app in apps}, apps, now=now, prices=prices
     )
-    return render_template("owner.html", owner=user, apps=apps, states=states, manages=manages)
+    costs = usage_report.owner_costs(user, apps, now, prices) if manages else None
+    return render_template("owner.html", owner=user, apps=apps, states=states, manages=manages, costs=costs)
 
 
 @bp.route("/<owner>/<title>/edit", methods=["GET", "POST"])
