@@ -197,7 +197,12 @@ def init_app(app: Flask) -> None:
         limiter.limit(LOGIN_PER_NAME, key_func=login_name_key, methods=post),
         limiter.limit(LOGIN_PER_CLIENT, methods=post),
     )
-    _apply(app, "viz.start", limiter.limit(START_PER_APP, key_func=app_key), limiter.limit(START_PER_CLIENT))
+    # the viz page's start and the API's count together: a script gains nothing by using both
+    starts = (
+        limiter.shared_limit(START_PER_APP, scope="start-app", key_func=app_key),
+        limiter.shared_limit(START_PER_CLIENT, scope="start-client"),
+    )
+    _apply(app, "viz.start", *starts)
     _apply(app, "publish.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
     _apply(app, "owner.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
     # a restart starts a deployment: the start limits; a password check: the login limit, per user
@@ -206,7 +211,7 @@ def init_app(app: Flask) -> None:
     _apply(app, "auth.account", limiter.limit(LOGIN_PER_NAME, key_func=publisher_key, methods=post))
     # the API (app/api/): its token's user is the current user once the
     # blueprint's before_request has checked the token, before these run
-    _apply(app, "api.start", *restarts)
+    _apply(app, "api.start", *starts)
     _apply(app, "api.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "api.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "tokens.page", limiter.limit(TOKENS_PER_USER, key_func=publisher_key, methods=post))
