@@ -270,3 +270,14 @@ def test_revoking_races_once(any_app):
     assert api_tokens.revoke(row) is True
     assert api_tokens.revoke(row) is False
     assert api_tokens.state(row, utcnow()) == "revoked"
+
+
+def test_the_longest_lifetime_is_configured(tmp_path):
+    from app.config_env import ConfigError
+    from tests.factories import make_settings
+
+    assert make_settings(tmp_path).api_token_max_ttl == 90 * 86400
+    assert make_settings(tmp_path, API_TOKEN_MAX_TTL="3600").api_token_max_ttl == 3600
+    for bad in ("30", "soon"):
+        with pytest.raises(ConfigError, match="API_TOKEN_MAX_TTL"):
+            make_settings(tmp_path, API_TOKEN_MAX_TTL=bad)
