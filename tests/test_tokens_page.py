@@ -29,6 +29,7 @@ def test_a_new_token_is_shown_once_and_works(app, client, alice, wave):
     html = response.get_data(as_text=True)
     (token,) = TOKEN.findall(html)
     assert "Copy it now" in html and "&lt;b&gt;ci&lt;/b&gt;" in html and "<b>ci</b>" not in html
+    assert 'name="label" type="text" value=""' in html  # the form is blank again
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 604800 and claims["sub"] == str(alice.id)
     page = client.get("/account/tokens").get_data(as_text=True)

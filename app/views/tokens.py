@@ -16,9 +16,10 @@ from ..models import utcnow
 bp = Blueprint("tokens", __name__, url_prefix="/account/tokens")
 
 
-def _form() -> TokenForm:
+def _form(*, blank: bool = False) -> TokenForm:
+    """The form; ``blank``: empty again (after a token was made), not the request's values."""
     max_ttl = current_app.config["DORMOUSE"].api_token_max_ttl
-    form = TokenForm()
+    form = TokenForm(formdata=None) if blank else TokenForm()
     form.ttl.choices = [(seconds, words) for seconds, words in TOKEN_LIFETIMES if seconds <= max_ttl] or [
         (int(max_ttl), f"{int(max_ttl)} seconds")
     ]
@@ -58,7 +59,7 @@ def page():
         except api_tokens.ApiTokenError as exc:
             form.label.errors.append(str(exc))
         else:
-            return _page(_form(), token=token, status=201)
+            return _page(_form(blank=True), token=token, status=201)
     return _page(form, status=400 if form.errors else 200)
 
 
