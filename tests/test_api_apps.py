@@ -111,6 +111,11 @@ def test_publish_with_the_forms_rules(app, client, alice, auth):
         ({**NEW, "is_public": "yes"}, {"is_public"}),
         ({**NEW, "description": ["a", "b"]}, {"description"}),
         ({**NEW, "framework": "shiny"}, {"framework"}),
+        ({**NEW, "env": {"A": {"nested": 1}}}, {"env"}),
+        ({**NEW, "env": {"A=B": "x"}}, {"env"}),
+        ({**NEW, "env": {"A": "x\nPATH=/evil"}}, {"env"}),  # no line smuggled in
+        ({**NEW, "embed_origins": ["https://ok.example", 3]}, {"embed_origins"}),
+        ({**NEW, "embed_origins": ["javascript:alert(1)"]}, {"embed_origins"}),
     ],
 )
 def test_publish_refuses_wrong_fields_by_name(app, client, auth, body, fields):

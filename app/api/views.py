@@ -57,16 +57,24 @@ def _body() -> dict[str, Any] | Response:
 
 def _text(name: str, value: object) -> str:
     """A field as the form would hold it: text; ``env`` may be an object and
-    ``embed_origins`` a list."""
+    ``embed_origins`` a list. ValueError says why not."""
     if name == "env" and isinstance(value, dict):
+        if not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("Give each variable's value as a string.")
+        if any("=" in key or "\n" in key or "\r" in key for key in value):
+            raise ValueError("A variable's name cannot hold '=' or a line break.")
+        if any("\n" in v or "\r" in v for v in value.values()):
+            raise ValueError("A variable's value cannot hold a line break.")
         return "\n".join(f"{key}={val}" for key, val in value.items())
     if name == "embed_origins" and isinstance(value, list):
-        return "\n".join(str(item) for item in value)
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError("Give each origin as a string.")
+        return "\n".join(value)
     if isinstance(value, str):
         return value
     if name == "port" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise TypeError
+    raise ValueError("Write this field as a string.")
 
 
 def _fields(data: dict[str, Any], base: AppInput) -> AppInput | Response:
@@ -82,8 +90,8 @@ def _fields(data: dict[str, Any], base: AppInput) -> AppInput | Response:
         elif name in TEXT_FIELDS:
             try:
                 values[name] = _text(name, value)
-            except TypeError:
-                errors[name] = "Write this field as a string."
+            except ValueError as exc:
+                errors[name] = str(exc)
         else:
             errors[name] = "There is no such field."
     if errors:
