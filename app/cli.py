@@ -10,6 +10,7 @@ flask --app wsgi sweep
 flask --app wsgi reconcile
 flask --app wsgi deployments list
 flask --app wsgi deployments stop OWNER/TITLE
+flask --app wsgi tokens issue|list|revoke ...   (app/cli_tokens.py)
 """
 
 from __future__ import annotations
@@ -283,5 +284,8 @@ def reconcile_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for command in (users_cli, apps_cli, demo_cli, deployments_cli, sweep_command, reconcile_command):
+    from .cli_tokens import tokens_cli
+
+    commands = (users_cli, apps_cli, demo_cli, deployments_cli, tokens_cli, sweep_command, reconcile_command)
+    for command in commands:
         app.cli.add_command(command)

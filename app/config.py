@@ -138,6 +138,7 @@ class Settings:
     rate_limit_storage: str  # Flask-Limiter storage URI: memory:// or redis://...
     secure_cookies: bool
     remember_days: float  # how long "keep me logged in" lasts
+    api_token_max_ttl: float  # seconds an API token may live at most
     kube: KubeSettings
 
     @classmethod
@@ -223,6 +224,7 @@ class Settings:
             rate_limit_storage=rate_limit_storage(env_str(env, "RATE_LIMIT_STORAGE", "memory://")),
             secure_cookies=env_bool(env, "SESSION_COOKIE_SECURE", env_name == "production"),
             remember_days=env_float(env, "REMEMBER_DAYS", 14.0, minimum=0.01),
+            api_token_max_ttl=env_float(env, "API_TOKEN_MAX_TTL", 90 * 86400.0, minimum=60.0),
             kube=kube,
         )
 

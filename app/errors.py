@@ -15,6 +15,8 @@ from .extensions import db
 
 log = logging.getLogger(__name__)
 
+API_PREFIX = "/api/"
+
 MESSAGES = {
     400: "The request could not be understood.",
     403: "You may not do that.",
@@ -29,6 +31,8 @@ def _respond(code: int, message: str, **extra: object):
     """``extra`` goes into the JSON answer."""
     if request_ctx.url_adapter is None:  # a Host Werkzeug cannot route: no page can link anywhere
         return Response(f"{message}\n", code, mimetype="text/plain")
+    if request.path.startswith(API_PREFIX):  # the REST API answers JSON, whatever is asked
+        return {"error": message, "status": code, **extra}, code
     if request.headers.get("HX-Request"):
         return render_template("partials/error.html", code=code, message=message), code
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
@@ -43,7 +47,8 @@ def _too_many(exc: TooManyRequests) -> Response:
     over (a start or a status poll), so the page never stays stuck on it."""
     seconds = rate_limits.retry_after(exc)
     message = MESSAGES[429].format(seconds=seconds)
-    if request_ctx.url_adapter is not None and request.headers.get("HX-Request"):
+    api = request_ctx.url_adapter is not None and request.path.startswith(API_PREFIX)
+    if request_ctx.url_adapter is not None and request.headers.get("HX-Request") and not api:
         again = request.endpoint in rate_limits.RETRY_ENDPOINTS and request.method in {"GET", "POST"}
         body = render_template(
             "partials/too_many.html",

@@ -93,3 +93,16 @@ class PasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
     new = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
     repeat = PasswordField("New password again", validators=[DataRequired(), Length(max=200)])
+
+
+#: The lifetimes the tokens page offers (seconds, words); those above API_TOKEN_MAX_TTL are left out.
+TOKEN_LIFETIMES = ((86400, "1 day"), (7 * 86400, "7 days"), (30 * 86400, "30 days"), (90 * 86400, "90 days"))
+
+
+class TokenForm(FlaskForm):
+    label = StringField(
+        "Label",
+        validators=[Optional(), Length(max=80)],
+        description="What the token is for, e.g. 'CI deploys' (only you see it).",
+    )
+    ttl = SelectField("Valid for", coerce=int)

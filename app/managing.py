@@ -10,7 +10,7 @@ when an admin did it to someone else's app.
 from __future__ import annotations
 
 from flask_login import AnonymousUserMixin
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from . import lifecycle
 from .extensions import db
@@ -28,6 +28,22 @@ def find(owner: str, title: str) -> VizApp | None:
         .join(User)
         .where(User.username == owner, VizApp.title == title, VizApp.deleted_at.is_(None))
     )
+
+
+def visible_apps(user: User | AnonymousUserMixin) -> list[VizApp]:
+    """The apps (not deleted) ``user`` may see, newest first: the public ones,
+    a user's own private ones too, and every app for an admin."""
+    query = (
+        select(VizApp)
+        .join(User)
+        .where(VizApp.deleted_at.is_(None))
+        .order_by(VizApp.created_at.desc(), VizApp.id.desc())
+    )
+    if not isinstance(user, User):
+        query = query.where(VizApp.is_public.is_(True))
+    elif not user.is_admin:
+        query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == user.id))
+    return list(db.session.scalars(query))
 
 
 def owned_apps(owner: User, *, with_private: bool) -> list[VizApp]:

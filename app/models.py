@@ -310,3 +310,23 @@ class AdminAction(db.Model):
     target: Mapped[str] = mapped_column(String(200))  # owner/title (public name), or a username
     deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id", ondelete="SET NULL"))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApiToken(db.Model):
+    """A bearer token for the REST API (:mod:`app.api_tokens`): its ``jti``,
+    whose it is, what its owner called it, when it expires, whether it was
+    revoked, when it was last used (coalesced). The token string itself is
+    never stored: it is shown once, when made."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(80), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()

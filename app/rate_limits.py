@@ -58,6 +58,9 @@ START_PER_CLIENT = "10/minute"
 START_PER_APP = "60/minute"
 #: Publishing writes apps; a person correcting a form stays well inside.
 PUBLISH_PER_USER = "10/minute;30/hour"
+#: Making API tokens (the tokens page): a person makes a few; a script
+#: minting them in a loop is stopped.
+TOKENS_PER_USER = "5/minute;20/day"
 #: The viz page's HTML status partial hands out an entry token (for the
 #: iframe) each time: per client, as many as this many pages polling every
 #: STATUS_POLL_INTERVAL need. JSON answers carry no token and are not limited.
@@ -194,13 +197,24 @@ def init_app(app: Flask) -> None:
         limiter.limit(LOGIN_PER_NAME, key_func=login_name_key, methods=post),
         limiter.limit(LOGIN_PER_CLIENT, methods=post),
     )
-    _apply(app, "viz.start", limiter.limit(START_PER_APP, key_func=app_key), limiter.limit(START_PER_CLIENT))
+    # the viz page's start and the API's count together: a script gains nothing by using both
+    starts = (
+        limiter.shared_limit(START_PER_APP, scope="start-app", key_func=app_key),
+        limiter.shared_limit(START_PER_CLIENT, scope="start-client"),
+    )
+    _apply(app, "viz.start", *starts)
     _apply(app, "publish.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
     _apply(app, "owner.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))
     # a restart starts a deployment: the start limits; a password check: the login limit, per user
     restarts = limiter.limit(START_PER_APP, key_func=app_key), limiter.limit(START_PER_CLIENT)
     _apply(app, "owner.restart", *restarts)
     _apply(app, "auth.account", limiter.limit(LOGIN_PER_NAME, key_func=publisher_key, methods=post))
+    # the API (app/api/): its token's user is the current user once the
+    # blueprint's before_request has checked the token, before these run
+    _apply(app, "api.start", *starts)
+    _apply(app, "api.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
+    _apply(app, "api.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
+    _apply(app, "tokens.page", limiter.limit(TOKENS_PER_USER, key_func=publisher_key, methods=post))
     token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens", exempt_when=_answers_json)
     _apply(app, "viz.status", token_partials)
     _apply(app, "viz.ping", token_partials)

@@ -21,6 +21,8 @@ algorithm is pinned, so ``alg: none`` or a key-confusion token never passes.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,9 +79,12 @@ def issue(
     return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
 
 
-def verify(keys: Keys, token: str, *, public_name: str, kind: str) -> Claims:
-    """The token's claims if it is ours, unexpired, of ``kind`` and bound to
-    deployment ``public_name``; :class:`TokenError` otherwise."""
+def decode(keys: Keys, token: str, *, audience: str, issuer: str = ISSUER) -> dict[str, object]:
+    """The claims of ``token`` if its header names one of ``keys`` (``kid``),
+    it is HS256 (pinned: ``alg: none`` or a key-confusion token never passes),
+    its signature holds and its ``aud``, ``iss``, ``exp`` (``LEEWAY`` of skew)
+    and required claims are right; :class:`TokenError` otherwise. Shared by
+    these app tokens and the API's bearer tokens (:mod:`app.api_tokens`)."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError as exc:
@@ -90,17 +95,33 @@ def verify(keys: Keys, token: str, *, public_name: str, kind: str) -> Claims:
     if secret is None:
         raise TokenError(f"unknown key id {header.get('kid')!r}")
     try:
-        claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], audience=audience(public_name), issuer=ISSUER,
+        return jwt.decode(
+            token, secret, algorithms=[ALGORITHM], audience=audience, issuer=issuer,
             leeway=LEEWAY, options={"require": REQUIRED_CLAIMS},
         )  # fmt: skip
     except jwt.InvalidTokenError as exc:
         raise TokenError(f"{type(exc).__name__}: {exc}") from None
+
+
+def purpose_keys(keys: Keys, purpose: str) -> Keys:
+    """``keys`` with each secret replaced by one derived for ``purpose``
+    (HMAC-SHA256 of the purpose under the secret), under the same key ids: one
+    ``JWT_KEYS`` setting, rotated as one, but a token signed for one purpose
+    never verifies for another."""
+    return tuple(
+        (kid, hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()) for kid, secret in keys
+    )
+
+
+def verify(keys: Keys, token: str, *, public_name: str, kind: str) -> Claims:
+    """The token's claims if it is ours, unexpired, of ``kind`` and bound to
+    deployment ``public_name``; :class:`TokenError` otherwise."""
+    claims = decode(keys, token, audience=audience(public_name))
     if claims.get("kind") != kind:
         raise TokenError(f"a {claims.get('kind')!r} token where a {kind!r} one is needed")
     return Claims(
         deployment=public_name, subject=str(claims["sub"]), kind=kind, jti=str(claims["jti"]),
-        expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+        expires_at=datetime.fromtimestamp(float(claims["exp"]), tz=UTC),  # type: ignore[arg-type]
     )  # fmt: skip
 
 

@@ -157,3 +157,18 @@ def make_spec(
         public_name=public_name,
         **fields,  # type: ignore[arg-type]
     )
+
+
+def make_token(user: User, ttl: float = 3600, label: str = "test") -> str:
+    """A real API token for ``user`` (app/api_tokens.py), as the tokens page makes it."""
+    from app import api_tokens
+
+    settings = current_app.config["DORMOUSE"]
+    token, _row = api_tokens.issue(
+        user, ttl=ttl, label=label, jwt_keys=settings.jwt_keys, max_ttl=settings.api_token_max_ttl
+    )
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app import api_tokens
 from app.auth import get_user
 from app.extensions import db
-from app.models import User, VizApp
+from app.models import ApiToken, User, VizApp
 from tests.access import NEW_APP, VIEWERS, visible
-from tests.factories import CSRFClient
+from tests.factories import CSRFClient, make_token
 from tests.sites import HX, JSON, PASSWORD, USERNAMES, Site, make_site, session_user, to_login, who
 
 
@@ -224,6 +225,43 @@ def check_account_post(site: Site, client: CSRFClient, viewer: str) -> None:
     assert client.post("/account", data={**form, "current": "wrong-horse"}).status_code == 400
 
 
+def check_tokens_page(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.get("/account/tokens")
+    if viewer == "anonymous":
+        return to_login(response, "/account/tokens")
+    assert response.status_code == 200 and "Make a token" in response.get_data(as_text=True)
+
+
+def check_tokens_make(site: Site, client: CSRFClient, viewer: str) -> None:
+    response = client.post("/account/tokens", data={"label": "matrix", "ttl": "86400"})
+    with site.ctx():
+        made = db.session.scalars(select(ApiToken.user_id)).all()
+        if viewer == "anonymous":
+            to_login(response, "/account/tokens")
+            assert made == []
+            return
+        assert response.status_code == 201 and 'class="token"' in response.get_data(as_text=True)
+        assert made == [get_user(USERNAMES[viewer]).id]  # one's own token only
+
+
+def check_tokens_revoke(site: Site, client: CSRFClient, viewer: str) -> None:
+    """Alice's token: she revokes it; anyone else gets the 404 of a token that does not exist."""
+    with site.ctx():
+        alice = get_user("alice")
+        make_token(alice, label="alice's")
+        jti = db.session.scalar(select(ApiToken.jti).where(ApiToken.label == "alice's"))
+    response = client.post(f"/account/tokens/{jti}/revoke")
+    missing = client.post("/account/tokens/no-such-token/revoke")
+    if viewer == "anonymous":
+        to_login(response, f"/account/tokens/{jti}/revoke")
+    elif viewer == "owner":
+        assert response.status_code == 302 and response.headers["Location"] == "/account/tokens"
+    else:
+        assert response.status_code == missing.status_code == 404
+    with site.ctx():
+        assert (api_tokens.find(jti).revoked_at is not None) == (viewer == "owner")
+
+
 SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("gallery.index", "GET"): check_gallery,
     ("gallery.robots", "GET"): check_robots,
@@ -247,6 +285,9 @@ SITE_CHECKS: dict[tuple[str, str], SiteCheck] = {
     ("admin.disable", "POST"): check_admin_disable,
     ("auth.account", "GET"): check_account_page,
     ("auth.account", "POST"): check_account_post,
+    ("tokens.page", "GET"): check_tokens_page,
+    ("tokens.page", "POST"): check_tokens_make,
+    ("tokens.revoke", "POST"): check_tokens_revoke,
 }
 
 

@@ -17,7 +17,7 @@ from app.costs import month_bounds
 from app.extensions import db
 from app.models import AdminAction, Deployment, VizApp, utcnow
 from app.publishing import MAX_BUDGET, parse_budget
-from tests.factories import login, make_app, make_deployment, make_user
+from tests.factories import bearer, login, make_app, make_deployment, make_token, make_user
 
 T = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -168,6 +168,15 @@ def test_the_viz_page_says_why_it_does_not_start_and_does_not_loop(any_app, over
     assert "hx-trigger" not in html and "hx-post" not in html  # nothing asks again by itself
     data = client.post("/alice/wave/viz/start", headers=JSON).get_json()
     assert data["status"] == "over-budget" and "$0.01" in data["reason"]
+    assert deployments() == 1 and any_fake_backend.calls["create"] == 0
+
+
+def test_the_api_refuses_an_over_budget_start_with_403(any_app, over_now, any_fake_backend):
+    client = any_app.test_client()
+    auth = bearer(make_token(db.session.get(VizApp, over_now.id).owner))
+    response = client.post("/api/v1/apps/alice/wave/deployment", headers=auth)
+    assert response.status_code == 403 and "Retry-After" not in response.headers
+    assert response.get_json()["status"] == 403 and "of its $0.01 budget" in response.get_json()["error"]
     assert deployments() == 1 and any_fake_backend.calls["create"] == 0
 
 

@@ -4,6 +4,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
+    from ..api import bp as api_bp
     from .accounts import bp as accounts_bp
     from .admin import bp as admin_bp
     from .gallery import bp as gallery_bp
@@ -12,6 +13,7 @@ def register_blueprints(app: Flask) -> None:
     from .owner import bp as owner_bp
     from .publish import bp as publish_bp
     from .stats import bp as stats_bp
+    from .tokens import bp as tokens_bp
     from .viz import bp as viz_bp
 
     app.register_blueprint(accounts_bp)
@@ -23,3 +25,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(owner_bp)
     app.register_blueprint(stats_bp)
+    app.register_blueprint(tokens_bp)
+    app.register_blueprint(api_bp)

@@ -6,12 +6,12 @@ import urllib.request
 
 from flask import Blueprint, Response, abort, current_app, render_template
 from flask_login import current_user
-from sqlalchemy import or_, select, text
+from sqlalchemy import text
 
 from .. import app_state, lifecycle, managing
 from ..auth import may_manage
 from ..extensions import db
-from ..models import User, VizApp, utcnow
+from ..models import VizApp, utcnow
 
 bp = Blueprint("gallery", __name__)
 
@@ -29,17 +29,7 @@ def visible_app(owner: str, title: str) -> VizApp:
 
 @bp.get("/")
 def index():
-    query = (
-        select(VizApp)
-        .join(User)
-        .where(VizApp.deleted_at.is_(None))
-        .order_by(VizApp.created_at.desc(), VizApp.id.desc())
-    )
-    if not current_user.is_authenticated:
-        query = query.where(VizApp.is_public.is_(True))
-    elif not current_user.is_admin:  # admins see every app
-        query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == current_user.id))
-    apps = db.session.scalars(query).all()
+    apps = managing.visible_apps(current_user)
     states = app_state.with_budgets(
         app_state.states([app.id for app in apps]), apps, now=utcnow(), prices=_prices()
     )
