@@ -2,24 +2,29 @@
 `flask reconcile` run over every live deployment, one at a time across
 workers and replicas (the ``sweep`` lease, :mod:`app.leases`).
 
-It reconciles the database with the backend, then applies the idle policy
-(:func:`app.idle.decide`) to each live row through the lifecycle's own
-operations, so every rule stays in one place.
+It reconciles the database with the backend (:mod:`app.reconcile`), then
+applies the idle policy (:func:`app.idle.decide`, and its SQL twin in
+:mod:`app.stale` that chooses the stale set in one query), so every rule stays
+in one place.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 
-from . import idle, leases, metrics, tokens
+from . import idle, leases, metrics, stale, tokens
+from . import reconcile as reconciling
 from .extensions import db
-from .lifecycle import backend, fail, limits, refresh, settings, stop
-from .models import LIVE_STATUSES, Deployment, utcnow
+from .lifecycle import backend, limits, refresh, settings
+from .models import Deployment, utcnow
+from .stale import DeploymentRef
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ SWEEP_LEASE = "sweep"
 @dataclass
 class SweepReport:
     ran: bool = True  # False when another worker held the sweep lease
-    stopped: list[tuple[Deployment, str]] = field(default_factory=list)  # (deployment, detail)
+    stopped: list[tuple[DeploymentRef, str]] = field(default_factory=list)  # (deployment, detail)
     failed: list[Deployment] = field(default_factory=list)
     vanished: list[Deployment] = field(default_factory=list)
     orphans_stopped: list[str] = field(default_factory=list)
@@ -64,44 +69,78 @@ def lease_ttl() -> float:
 
 def under_lease(run: Callable[[], SweepReport]) -> SweepReport:
     """``run()`` (:func:`sweep` or :func:`reconcile`) if no other worker or
-    replica is sweeping; otherwise a report with ``ran`` False."""
-    with leases.held(SWEEP_LEASE, ttl=lease_ttl()) as held:
+    replica is sweeping; otherwise a report with ``ran`` False. While it
+    runs, :func:`keep_lease` renews the lease, so a long pass never outlives it."""
+    ttl = lease_ttl()
+    with leases.held(SWEEP_LEASE, ttl=ttl) as held:
         if not held:
             log.debug("sweep: another worker holds the lease")
             return SweepReport(ran=False)
-        return run()
+        token = _LEASE.set(_Lease(leases.HOLDER, ttl, time.monotonic()))
+        try:
+            return run()
+        finally:
+            _LEASE.reset(token)
+
+
+@dataclass
+class _Lease:
+    holder: str
+    ttl: float
+    renewed: float  # time.monotonic() of the last renewal
+
+
+_LEASE: ContextVar[_Lease | None] = ContextVar("sweep_lease", default=None)
+
+
+def keep_lease() -> bool:
+    """Renew the sweep lease when a quarter of its time has gone (called
+    between pages of a pass); False if another worker has taken it. Outside
+    :func:`under_lease` (a direct call, a test) there is nothing to renew."""
+    lease = _LEASE.get()
+    if lease is None or time.monotonic() - lease.renewed < lease.ttl / 4:
+        return True
+    lease.renewed = time.monotonic()
+    return leases.acquire(SWEEP_LEASE, lease.holder, lease.ttl)
 
 
 @metrics.timed_sweep
 def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) -> SweepReport:
     """One pass: reconcile with the backend (so a lost app is reported as gone,
     not idle), then fail deployments that never started and stop idle ones;
-    last, forget the entry tokens that have expired."""
+    last, forget the entry tokens that have expired.
+
+    Idle rows are chosen and stopped as a set (:mod:`app.stale`: one indexed
+    query read in pages, one conditional UPDATE per page, one backend stop
+    per stopped row); starting rows, few at any time, are read one by one.
+    """
     now = now or utcnow()
     lim = lim or limits()
     report = reconcile(now=now)
+    if not report.ran:
+        return report
     ids = db.session.scalars(
-        select(Deployment.id).where(Deployment.status.in_(LIVE_STATUSES)).order_by(Deployment.id)
+        select(Deployment.id).where(Deployment.status == "starting").order_by(Deployment.id)
     ).all()
     for dep_id in ids:
         try:
             dep = db.session.get(Deployment, dep_id)
-            if dep is None or not dep.is_live:
+            if dep is None or dep.status != "starting":
                 continue
-            if dep.status == "starting":
-                # never idle while starting; refresh fails it past START_TIMEOUT
-                refresh(dep, now=now, force=True, lim=lim)
-                if dep.status == "failed":
-                    report.failed.append(dep)
-                continue
-            verdict = idle.decide(now=now, deployment=dep, limits=lim)
-            # if_unchanged: a load or ping that lands after this decision keeps it
-            if verdict.stop and stop(dep, reason="idle", now=now, detail=verdict.detail, if_unchanged=True):
-                report.stopped.append((dep, verdict.detail))
+            # never idle while starting; refresh fails it past START_TIMEOUT
+            refresh(dep, now=now, force=True, lim=lim)
+            if dep.status == "failed":
+                report.failed.append(dep)
         except Exception:
             report.errors += 1
             db.session.rollback()
             log.exception("sweep: deployment id %s failed; going on", dep_id)
+    idle_stops = stale.stop_idle(now, lim, backend(), keep_going=keep_lease)
+    report.stopped += idle_stops.stopped
+    report.errors += idle_stops.errors
+    if idle_stops.gave_up:
+        log.warning("sweep: lost the sweep lease mid-pass; another worker goes on")
+        return report
     try:
         tokens.forget_expired(now)
     except Exception:
@@ -112,62 +151,11 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
 
 
 def reconcile(*, now: datetime | None = None) -> SweepReport:
-    """Make the database and the backend agree, from one listing of the backend.
-
-    Running rows whose app is no longer listed are marked stopped (``gone``),
-    or failed when the backend knows it crashed; things the backend runs that
-    no live row knows (orphans, e.g. after a crash) are stopped. Rows are read
-    *after* the listing, and every row exists before its backend object is
-    created, so a deployment being created is never taken for an orphan.
-    """
-    now = now or utcnow()
+    """Make the database and the backend agree, from one listing of the
+    backend (:mod:`app.reconcile`); ``ran`` is False if the sweep lease was
+    lost on the way."""
     report = SweepReport()
-    be = backend()
-    listed_at = utcnow()
-    try:
-        listed = be.list()
-    except Exception:
-        report.errors += 1
-        log.exception("reconcile: listing the backend failed")
-        return report
-    live = db.session.scalars(
-        select(Deployment).where(Deployment.status.in_(LIVE_STATUSES), Deployment.backend == be.name)
-    ).all()
-    for dep in live:
-        vanished = (
-            dep.status == "running"
-            and dep.ready_at is not None
-            and dep.ready_at < listed_at
-            and dep.deployment_name not in listed
-        )
-        if not vanished:
-            continue
-        try:
-            status = be.status(dep.backend_ref) if dep.backend_ref else None
-            if status is not None and status.state == "failed":
-                changed = fail(dep, status.reason or "The app exited.", now)
-            else:
-                changed = stop(
-                    dep,
-                    reason="gone",
-                    now=now,
-                    detail=(status.reason if status else "") or "The app is no longer running.",
-                )
-            if changed:
-                report.vanished.append(dep)
-        except Exception:
-            report.errors += 1
-            db.session.rollback()
-            log.exception("reconcile: deployment %s failed; going on", dep.public_name)
-    known = {dep.deployment_name for dep in live}
-    for name, ref in listed.items():
-        if name in known:
-            continue
-        try:
-            be.stop(ref)
-            report.orphans_stopped.append(ref)
-            log.info("reconcile: stopped orphan %s", name)
-        except Exception:
-            report.errors += 1
-            log.exception("reconcile: stopping orphan %s failed; going on", name)
+    report.ran = reconciling.reconcile(backend(), report, now=now or utcnow(), keep_going=keep_lease)
+    if not report.ran:
+        log.warning("reconcile: lost the sweep lease mid-pass; another worker goes on")
     return report

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from app import idle, lifecycle, sweep
+from app import idle, lifecycle, stale, sweep
 from app.auth import get_user
 from app.extensions import db
 from app.idle import IdleLimits
@@ -32,19 +32,43 @@ def running(backend: FakeBackend, title: str, *, since_seconds: float = 600) -> 
 
 def test_an_error_on_one_deployment_is_counted_and_the_sweep_goes_on(any_app, any_fake_backend, monkeypatch):
     a, b = running(any_fake_backend, "a"), running(any_fake_backend, "b")
-    real_stop = sweep.stop
+    real_decide = idle.decide
 
-    def stop(dep, **kwargs):
-        if dep.id == a.id:
-            raise RuntimeError("database hiccup")
-        return real_stop(dep, **kwargs)
+    def decide(*, deployment, **kwargs):
+        if deployment.id == a.id:
+            raise RuntimeError("a row it cannot read")
+        return real_decide(deployment=deployment, **kwargs)
 
-    monkeypatch.setattr(sweep, "stop", stop)
+    monkeypatch.setattr(idle, "decide", decide)
     report = sweep.sweep(lim=TINY)
     assert report.errors == 1
     assert [d.id for d, _ in report.stopped] == [b.id]
     db.session.refresh(a)
+    db.session.refresh(b)
     assert a.status == "running" and b.status == "stopped"
+    assert any_fake_backend.stopped == [b.backend_ref]
+
+
+def test_a_failed_update_of_a_page_is_counted_and_the_next_page_goes_on(
+    any_app, any_fake_backend, monkeypatch
+):
+    deps = [running(any_fake_backend, t) for t in ("a", "b", "c")]
+    real_scalars = db.session.scalars
+    failed = []
+
+    def scalars(statement, *args, **kwargs):
+        if getattr(statement, "is_dml", False) and not failed and "UPDATE deployments" in str(statement):
+            failed.append(statement)
+            raise RuntimeError("database hiccup")
+        return real_scalars(statement, *args, **kwargs)
+
+    monkeypatch.setattr(stale, "PAGE", 2)
+    monkeypatch.setattr(db.session, "scalars", scalars)
+    report = sweep.sweep(lim=TINY)
+    assert failed and report.errors == 1
+    # the first page (a, b) was left running; the second (c) was stopped
+    assert [d.id for d, _ in report.stopped] == [deps[2].id]
+    assert any_fake_backend.stopped == [deps[2].backend_ref]
 
 
 def test_a_ping_between_the_decision_and_the_stop_keeps_the_app(any_app, any_fake_backend, monkeypatch):
