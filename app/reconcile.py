@@ -1,7 +1,9 @@
 """Reconcile: make the database and the backend agree, from one listing of the
 backend and one query of the live rows' names (read in keyset pages by id, so
 memory does not grow with the table; only the columns a name needs, no ORM
-objects). :func:`app.sweep.reconcile` runs it under the sweep's report.
+objects). It counts the listed names a live row has; only when some are left
+(orphans) does it read the names again to find which, so the common pass keeps
+no set of names. :func:`app.sweep.reconcile` runs it under the sweep's report.
 
 Running rows whose app is no longer listed are marked stopped (``gone``), or
 failed when the backend knows it crashed; things the backend runs that no live
@@ -17,9 +19,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, literal, select
 
-from . import slugs
 from .backends.base import Backend
 from .extensions import db
 from .lifecycle import fail, stop
@@ -27,7 +28,7 @@ from .models import LIVE_STATUSES, Deployment, User, VizApp, utcnow
 
 log = logging.getLogger(__name__)
 
-PAGE = 5000  # live rows per page of the names query
+PAGE = 10_000  # live rows per page of the names query
 
 
 class Report(Protocol):
@@ -38,36 +39,39 @@ class Report(Protocol):
     errors: int
 
 
-def live_names(backend_name: str, page: int = PAGE) -> Iterator[list]:
-    """(id, status, ready_at, name) of the live rows under this backend, a
-    page at a time: one query, resumed after each page's last id."""
+def live_names(backend_name: str, listed_at: datetime, page: int = PAGE) -> Iterator[list]:
+    """(id, name, ready before ``listed_at`` and running) of the live rows
+    under this backend, a page at a time: one query, resumed after each
+    page's last id. The name and the flag are computed by the database and
+    read through Core (no ORM rows, no datetimes to convert)."""
+    name = User.username + "-" + VizApp.title + "-" + Deployment.public_name  # slugs.deployment_name
+    could_vanish = case(
+        (and_(Deployment.status == "running", Deployment.ready_at < listed_at), literal(1)), else_=literal(0)
+    )
     after = 0
     while True:
-        rows = db.session.execute(
-            select(
-                Deployment.id,
-                Deployment.status,
-                Deployment.ready_at,
-                Deployment.public_name,
-                User.username,
-                VizApp.title,
-            )  # fmt: skip
-            .join(VizApp, VizApp.id == Deployment.app_id)
-            .join(User, User.id == VizApp.owner_id)
-            .where(
-                Deployment.status.in_(LIVE_STATUSES),
-                Deployment.backend == backend_name,
-                Deployment.id > after,
+        rows = (
+            db.session.connection()
+            .execute(
+                select(Deployment.id, name, could_vanish)
+                .join(VizApp, VizApp.id == Deployment.app_id)
+                .join(User, User.id == VizApp.owner_id)
+                .where(
+                    Deployment.status.in_(LIVE_STATUSES),
+                    Deployment.backend == backend_name,
+                    Deployment.id > after,
+                )
+                .order_by(Deployment.id)
+                .limit(page)
             )
-            .order_by(Deployment.id)
-            .limit(page)
-        ).all()
+            .all()
+        )
         if not rows:
             return
         yield rows
         if len(rows) < page:
             return
-        after = rows[-1].id
+        after = rows[-1][0]
 
 
 def reconcile(
@@ -87,24 +91,29 @@ def reconcile(
         report.errors += 1
         log.exception("reconcile: listing the backend failed")
         return True
-    unmatched = dict(listed)  # what no live row has claimed yet: orphans at the end
-    for rows in live_names(be.name, page):
+    matched = 0  # listed names a live row has: all of them, unless there are orphans
+    for rows in live_names(be.name, listed_at, page):
         if not keep_going():
             return False
         vanished = []
-        for row in rows:
-            name = slugs.deployment_name(row.username, row.title, row.public_name)
-            unmatched.pop(name, None)
-            if (
-                name not in listed
-                and row.status == "running"
-                and row.ready_at is not None
-                and row.ready_at < listed_at
-            ):
-                vanished.append(row.id)
+        for dep_id, name, could_vanish in rows:
+            if name in listed:
+                matched += 1
+            elif could_vanish:
+                vanished.append(dep_id)
         for dep_id in vanished:
             _gone(be, dep_id, report, now)
-    for name, ref in unmatched.items():
+    if matched < len(listed):  # orphans: find them with a second read of the names
+        unmatched = dict(listed)
+        for rows in live_names(be.name, listed_at, page):
+            for _, name, _ in rows:
+                unmatched.pop(name, None)
+        _stop_orphans(be, unmatched, report)
+    return True
+
+
+def _stop_orphans(be: Backend, orphans: dict[str, str], report: Report) -> None:
+    for name, ref in orphans.items():
         try:
             be.stop(ref)
             report.orphans_stopped.append(ref)
@@ -112,7 +121,6 @@ def reconcile(
         except Exception:
             report.errors += 1
             log.exception("reconcile: stopping orphan %s failed; going on", name)
-    return True
 
 
 def _gone(be: Backend, dep_id: int, report: Report, now: datetime) -> None:
