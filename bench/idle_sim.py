@@ -71,7 +71,14 @@ class Policy:
     goodbye: float | None = None  # point 6: seconds after the last page's goodbye
 
     def label(self) -> str:
-        signals = [s for s, on in (("focus-ping", self.ping_on_focus), ("goodbye", self.goodbye)) if on]
+        signals = [
+            s
+            for s, on in (
+                ("focus-ping", self.ping_on_focus),
+                (f"goodbye{self.goodbye or 0:.0f}", self.goodbye),
+            )
+            if on
+        ]
         return f"{self.name} +{'+'.join(signals)}" if signals else self.name
 
 
@@ -384,7 +391,7 @@ def tune(traces, ours: Policy, args) -> None:
     each set of signals, the cheapest with no interruption at all."""
     print(f"\ntuning: limits with ≤ {args.goal} running h per viewer h and 0 interruptions on both families")
     print(HEADER)
-    met, best = [], {}
+    met, best, kind = [], {}, {}
     for signals in ((False, None), (True, None), (True, 60.0), (True, 120.0)):
         for load in (60, 120, 300, 600, 1800):
             for ping in (60, 120, 300, 600, 1800):
@@ -400,18 +407,27 @@ def tune(traces, ours: Policy, args) -> None:
                         met.append((worst, p, results))
                     if signals not in best or worst < best[signals][0]:
                         best[signals] = (worst, p, results)
+                    brief = sum(r.brief_returns for r in results.values())
+                    if sum(r.stopped_brief_returns for r in results.values()) <= 0.01 * brief and (
+                        signals not in kind or worst < kind[signals][0]
+                    ):
+                        kind[signals] = (worst, p, results)
     # kindest first (fewest tabs back from a brief blur to a stopped app), then cheapest
     met.sort(key=lambda m: (sum(r.stopped_brief_returns for r in m[2].values()), m[0]))
-    for _, p, results in met[:12]:
+    for _, p, results in met[:6]:
         for family, r in results.items():
             print(row(p.label(), family, r))
     if not met:
         print("(none in the grid)")
-    print("\nthe cheapest with no interruption, for each set of signals")
-    print(HEADER)
-    for _, p, results in best.values():
-        for family, r in results.items():
-            print(row(p.label(), family, r))
+    for title, chosen in (
+        ("the cheapest with no interruption, for each set of signals", best),
+        ("the cheapest with no interruption that stops under ≤ 1 % of the tabs back from a brief blur", kind),
+    ):
+        print(f"\n{title}")
+        print(HEADER)
+        for _, p, results in chosen.values():
+            for family, r in results.items():
+                print(row(p.label(), family, r))
 
 
 if __name__ == "__main__":
