@@ -39,12 +39,13 @@ class Report(Protocol):
     errors: int
 
 
-def live_names(backend_name: str, listed_at: datetime, page: int = PAGE) -> Iterator[list]:
+def live_names(backend_name: str, listed_at: datetime, page: int | None = None) -> Iterator[list]:
     """(id, name, ready before ``listed_at`` and running) of the live rows
     under this backend, a page at a time: one query, resumed after each
     page's last id. The name and the flag are computed by the database and
     read through Core (no ORM rows, no datetimes to convert)."""
     name = User.username + "-" + VizApp.title + "-" + Deployment.public_name  # slugs.deployment_name
+    page = page or PAGE
     could_vanish = case(
         (and_(Deployment.status == "running", Deployment.ready_at < listed_at), literal(1)), else_=literal(0)
     )
@@ -80,7 +81,7 @@ def reconcile(
     *,
     now: datetime,
     keep_going: Callable[[], bool] = lambda: True,
-    page: int = PAGE,
+    page: int | None = None,
 ) -> bool:
     """Reconcile into ``report``; False if ``keep_going()`` said stop (the
     sweep lost its lease) before the end."""

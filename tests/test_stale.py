@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 
 from app import idle, leases, slugs, stale, sweep
 from app.extensions import db
@@ -208,3 +208,51 @@ def test_a_sweep_that_lost_its_lease_stops_at_the_next_page(any_app, any_fake_ba
     report = sweep.under_lease(lambda: sweep.sweep(now=now))
     assert not report.ran and report.stopped == []
     assert any_fake_backend.calls["stop"] == 0
+
+
+def test_a_load_or_keep_awake_between_the_decision_and_the_stop_keeps_the_app(
+    any_app, any_fake_backend, monkeypatch
+):
+    now = datetime.now(UTC)
+    rows = _live_fleet(any_fake_backend, 3, 1, now)  # all three idle
+    ids = db.session.scalars(select(Deployment.id).order_by(Deployment.id)).all()
+    real_decide = idle.decide
+    landed = []
+
+    def decide_then_act(**kwargs):
+        verdict = real_decide(**kwargs)
+        if not landed:  # on their own connection, right after the first decision
+            with db.engine.begin() as other:
+                other.execute(update(Deployment).where(Deployment.id == ids[0]).values(latest_load_at=now))
+                other.execute(
+                    update(Deployment)
+                    .where(Deployment.id == ids[1])
+                    .values(keep_awake_until=now + timedelta(hours=1))
+                )
+            landed.append(True)
+        return verdict
+
+    monkeypatch.setattr(idle, "decide", decide_then_act)
+    report = sweep.sweep(now=now)
+    assert [d.id for d, _ in report.stopped] == [ids[2]] and report.errors == 0
+    assert any_fake_backend.stopped == [rows[2]["backend_ref"]]
+    statuses = dict(db.session.execute(select(Deployment.id, Deployment.status)).all())
+    assert statuses == {ids[0]: "running", ids[1]: "running", ids[2]: "stopped"}
+
+
+def test_reconcile_over_pages_finds_the_gone_and_the_orphans(any_app, any_fake_backend, monkeypatch):
+    from app import reconcile
+
+    now = datetime.now(UTC)
+    rows = _live_fleet(any_fake_backend, 25, 1000, now)  # none idle but the first
+    gone = slugs.deployment_name("alice", "fleet", rows[13]["public_name"])
+    del any_fake_backend.extra[gone]  # its app died
+    any_fake_backend.extra["bob-ghost-default-abcdef"] = "fake:ghost"  # nothing knows it
+    monkeypatch.setattr(reconcile, "PAGE", 10)
+    report = sweep.reconcile(now=now)
+    assert report.ran and report.errors == 0
+    assert [d.public_name for d in report.vanished] == [rows[13]["public_name"]]
+    assert report.orphans_stopped == ["fake:ghost"]
+    # the gone row's app is stopped as it is marked (its page), the orphan after the pages
+    assert any_fake_backend.stopped == [rows[13]["backend_ref"], "fake:ghost"]
+    assert any_fake_backend.calls["list"] == 1
