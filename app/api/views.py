@@ -15,9 +15,10 @@ from flask_login import current_user
 
 from .. import app_state, budget, costs, lifecycle, managing, usage, usage_report
 from ..auth import may_manage
+from ..editing import edit, input_of
 from ..extensions import csrf
 from ..models import VizApp, utcnow
-from ..publishing import AppInput, PublishError, edit, input_of, publish
+from ..publishing import AppInput, PublishError, publish
 from ..views.gallery import visible_app
 from ..views.viz import BUSY_RETRY
 from . import bearer, openapi
