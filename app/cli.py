@@ -217,6 +217,9 @@ def demo_load() -> None:
         try:
             publish(owner, demo, settings, build_now=True)
         except PublishError as exc:
+            if set(exc.errors) == {"requirements"}:  # e.g. no package index reachable: try next time
+                click.echo(f"{DEMO_OWNER}/{demo.title}: not loaded: {exc.errors['requirements']}", err=True)
+                continue
             _fail(f"{demo.title}: {exc}")
         click.echo(f"{DEMO_OWNER}/{demo.title}: published")
 

@@ -29,12 +29,12 @@ def _fail(message: str) -> None:
 
 
 def _mb(size: int | None) -> str:
-    return "-" if size is None else f"{size / 1024 / 1024:.0f} MB"
+    return "-" if size is None else f"{size / 1024 / 1024:.0f}MB"
 
 
 @envs_cli.command("list")
 def envs_list() -> None:
-    """Every environment: key, status, framework, size, apps using it, last use."""
+    """Every environment: key, status, framework, size, apps using it, builds, last use."""
     users = (
         select(VizApp.env_key, func.count(VizApp.id).label("apps"))
         .where(VizApp.deleted_at.is_(None))
@@ -46,11 +46,12 @@ def envs_list() -> None:
         .outerjoin(users, users.c.env_key == Environment.key)
         .order_by(Environment.created_at)
     ).all()
-    click.echo(f"{'KEY':<14} {'STATUS':<9} {'FW':<6} {'SIZE':>8} {'APPS':>4}  LAST USED")
+    click.echo(f"{'KEY':<14} {'STATUS':<9} {'FW':<6} {'SIZE':>8} {'APPS':>4} {'BUILDS':>6}  LAST USED")
     for env, apps in rows:
         used = env.last_used_at.strftime("%Y-%m-%d %H:%M") if env.last_used_at else "-"
         size = _mb(env.size_bytes)
-        click.echo(f"{env.key[:12]:<14} {env.status:<9} {env.framework:<6} {size:>8} {apps or 0:>4}  {used}")
+        columns = f"{env.key[:12]:<14} {env.status:<9} {env.framework:<6} {size:>8} {apps or 0:>4}"
+        click.echo(f"{columns} {env.builds:>6}  {used}")
         if env.status == "failed" and env.error:
             click.echo("    " + env.error.splitlines()[0][:200])
 

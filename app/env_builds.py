@@ -147,7 +147,8 @@ class Builder:
         timeout = timeout or self.s.build_timeout
         argv = [*run_as_prefix(self.run_as), sys.executable, "-I", str(HELPER), command, *args]
         RUNS[command] += 1
-        self.s.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not self.run_as:  # as another user, uv makes it (its owner must be that user)
+            self.s.cache_dir.mkdir(parents=True, exist_ok=True)
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=uv_environment(self.s, dict(os.environ), timeout), cwd="/", start_new_session=True,

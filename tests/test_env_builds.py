@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -87,6 +88,7 @@ def test_an_environment_is_built_once_and_runs_its_packages(env_app: Flask) -> N
     )  # fmt: skip
     assert shown.stdout.strip() == "1,234,567", shown.stderr
     assert envs.contract_error(DASH, envs.installed(builder.env_dir(key))) is None
+    assert stat.S_IMODE(builder.env_dir(key).stat().st_mode) == 0o755  # Dormouse reads it as another user
     assert leftovers(builder.s.envs_dir) == []
 
     runs = dict(env_builds.RUNS)

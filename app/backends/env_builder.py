@@ -119,6 +119,7 @@ def build(opts: argparse.Namespace, lock: str) -> dict[str, object]:
             return {"ok": False, "step": "size", "size": size}
         with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as fh:
             json.dump({"key": opts.key, "size": size}, fh)
+        os.chmod(tmp, 0o755)  # mkdtemp made it 0700: Dormouse (another user) reads it too
         if os.path.lexists(final) and not _complete(final):
             shutil.rmtree(final)  # what a crash in an older layout left
         try:
