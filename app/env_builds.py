@@ -94,6 +94,9 @@ def uv_environment(s: EnvSettings, parent: dict[str, str], timeout: float) -> di
         "UV_NO_CONFIG": "1",
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_NO_PROGRESS": "1",
+        # the operating system's trust store (with any CA a TLS-inspecting proxy needs), not
+        # only uv's bundled roots; SSL_CERT_FILE, when set, still names a bundle
+        "UV_SYSTEM_CERTS": "1",
         "UV_HTTP_TIMEOUT": str(max(1, min(30, int(timeout)))),
     }
     env.update({k: parent[k] for k in PASS_THROUGH if parent.get(k)})

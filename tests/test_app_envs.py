@@ -222,3 +222,44 @@ def test_the_api_answers_an_app_being_prepared_503_and_a_failed_one_409(env_app:
         if code == 503:
             assert answer.headers["Retry-After"] == "3"
     assert db.session.scalar(select(func.count(Deployment.id))) == 0
+
+
+def test_the_sweep_retries_a_build_whose_builder_died_and_prunes_unused_environments(
+    env_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from app import sweep
+
+    app_row = publish(
+        make_user("alice"), data("hum", "humanized/app.py:server"), settings_of(env_app), build_now=True
+    )
+    key = app_row.env_key
+    assert key is not None
+    envs_dir = settings_of(env_app).envs.envs_dir
+    shutil.rmtree(envs_dir / key)  # as if a build had died half-way: the row says building, long ago
+    table = Environment.__table__
+    long_ago = utcnow() - env_builds.stale_after(settings_of(env_app).envs) - timedelta(seconds=1)
+    db.session.execute(
+        table.update()
+        .where(table.c.key == key)
+        .values(status="building", claimed_by="gone:1", claimed_at=long_ago)
+    )
+    db.session.commit()
+    monkeypatch.setattr(sweep, "_sweeps", 0)
+    sweep.sweep()
+
+    def ready() -> bool:
+        db.session.expire_all()
+        return db.session.get(Environment, key).status == "ready"  # type: ignore[union-attr]
+
+    wait_for(ready, 240, "the build taken over by the sweep")
+    assert (envs_dir / key / "bin" / "python").exists()
+
+    app_row.deleted_at = utcnow()
+    db.session.commit()
+    monkeypatch.setattr(sweep, "_sweeps", 0)
+    later = utcnow() + timedelta(seconds=settings_of(env_app).envs.keep_unused + 1)
+    sweep.sweep(now=later)
+    assert not (envs_dir / key).exists()
+    assert db.session.get(Environment, key) is None

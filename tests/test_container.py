@@ -107,6 +107,9 @@ def container(image: str) -> Iterator[Container]:
     }
     try:
         ports = ["-e", "LOCAL_PORT_MIN=28100", "-e", "LOCAL_PORT_MAX=28199"]  # the host's loopback is shared
+        # the demos' environments are built at start from the package index this machine reaches,
+        # whose certificates (a TLS-inspecting proxy's too) are the host's, as in the image's build
+        ports += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
         started = subprocess.run(
             [str(SCRIPT), "run", c.name, str(c.port), *ports],
             capture_output=True,
@@ -212,6 +215,12 @@ def test_apps_run_as_their_own_user_with_no_capabilities_and_no_secrets(containe
     assert front_door["Uid"].split() == [str(dormouse_uid)] * 4
     apps = wait_for(lambda: app_processes(container), 30, "the demo's processes")
     assert any("gunicorn" in cmdline(pid) for pid in apps)
+    # the app runs with its own environment's Python, built by the apps' user on /data
+    assert any("/data/envs/" in cmdline(pid) for pid in apps), [cmdline(pid) for pid in apps]
+    owner = container.exec("stat", "-c", "%U %a", "/data/envs").stdout.split()
+    assert owner == ["dormouse-app", "755"], owner
+    sizes = container.exec("du", "-sm", "/data/envs", user="dormouse-app").stdout
+    print("disk of /data/envs (MB):", sizes)
     for pid in apps:
         st = status(pid)
         assert st["Uid"].split() == [str(app_uid)] * 4, cmdline(pid)
