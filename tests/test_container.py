@@ -232,9 +232,19 @@ def test_apps_run_as_their_own_user_with_no_capabilities_and_no_secrets(containe
 
 
 def test_the_app_user_cannot_read_dormouses_files_or_environment(container, demo):
+    # /data is 0711 (the apps' user passes through it to /data/envs): nothing in it but envs/ may
+    # be read by the apps' user; SECRET_KEY and JWT_KEYS come from the environment here, so no
+    # file holds them, but the database does
+    names = container.exec("ls", "-A", "/data").stdout.split()
+    assert "dormouse.db" in names and "envs" in names, names
+    for name in names:
+        readable = container.exec("test", "-r", f"/data/{name}", user="dormouse-app").returncode == 0
+        assert readable is (name == "envs"), name
     for name in SECRET_FILES:
         denied = container.exec("cat", f"/data/{name}", user="dormouse-app")
-        assert denied.returncode != 0 and "Permission denied" in denied.stderr, (name, denied)
+        assert denied.returncode != 0, (name, denied)
+    denied = container.exec("cat", "/data/dormouse.db", user="dormouse-app")
+    assert "Permission denied" in denied.stderr, denied
     assert "Permission denied" in container.exec("ls", "/data", user="dormouse-app").stderr
     assert "Permission denied" in container.exec("cat", "/proc/1/environ", user="dormouse-app").stderr
     # Dormouse itself can: the denials are about who asks

@@ -87,3 +87,65 @@ def screenshots() -> Path:
     path = Path(__file__).resolve().parent.parent / "screenshots"
     path.mkdir(exist_ok=True)
     return path
+
+
+def test_published_from_the_form_a_viewer_sees_it_being_prepared_then_the_app(tmp_path: Path) -> None:
+    """The build is held back (the test holds its key's lock, as a slow build
+    would): the owner's page says "being prepared", so does the viewer's viz
+    page, which creates no deployment and turns into the app by itself once
+    the environment is ready."""
+    import fcntl
+
+    from app import environments as envs
+    from app.backends.frameworks import DASH
+    from app.env_builds import Builder, base_python, uv_binary
+    from app.env_settings import EnvSettings
+    from tests.envs_cache import uv_cache
+
+    apps = tmp_path / "apps"
+    shutil.copytree(EXAMPLES, apps)  # the demos are loaded from it too
+    shutil.copytree(EXAMPLES / "dash-wave", apps / "humanized")
+    (apps / "humanized" / "requirements.txt").write_text("dash\nhumanize\n")
+    env = {"APPS_DIR": str(apps), "ENVS_DIR": str(tmp_path / "envs"), "ENV_COMPILE_BYTECODE": "0"}
+    builder = Builder(
+        EnvSettings.from_env({**env, "ENV_CACHE_DIR": str(uv_cache())}, tmp_path / "instance"),
+        uv_binary(),
+        base_python(),
+    )
+    reqs, _ = envs.parse_requirements("dash\nhumanize\n")
+    key = envs.env_key(builder.identity, builder.resolve(envs.build_input(DASH, reqs)))
+    builder.s.locks_dir.mkdir(parents=True, exist_ok=True)
+
+    with serve(tmp_path, SWEEP_INTERVAL="3600", STATUS_POLL_INTERVAL="0.5", **env) as server:
+        server.flask("users", "create", "alice", stdin="correct-horse-battery\n")
+        with chromium() as browser:
+            owner = browser.new_context(viewport={"width": 1200, "height": 900})
+            viewer = browser.new_context(viewport={"width": 1200, "height": 900})
+            csp = [CspWatch(owner), CspWatch(viewer)]
+            page = owner.new_page()
+            page.goto(f"{server.site}/login")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", "correct-horse-battery")
+            page.press("input[name=password]", "Enter")
+            page.wait_for_url(lambda url: "/login" not in url, timeout=30_000)
+            with open(builder.s.locks_dir / f"{key}.lock", "w") as held:
+                fcntl.flock(held, fcntl.LOCK_EX)  # the server's build waits for it
+                page.goto(f"{server.site}/publish")
+                page.fill("input[name=title]", "hum")
+                page.fill("input[name=source]", "humanized/app.py:server")
+                page.get_by_role("button", name="Publish", exact=True).click()
+                page.wait_for_url(f"{server.site}/alice/hum/", timeout=60_000)
+                assert page.get_attribute(".env", "data-env") == "building"
+
+                watching = viewer.new_page()
+                watching.goto(f"{server.site}/alice/hum/viz/")
+                watching.get_by_text("hum is being prepared").wait_for(timeout=30_000)
+                watching.screenshot(path=str(screenshots() / "envs-being-prepared.png"))
+                assert server.status("/alice/hum/")["status"] == "none"  # no deployment was made
+            # released: the build runs, and the viewer's page asks again until the app shows
+            watching.wait_for_selector("iframe.viz-frame", timeout=120_000)
+            graph = watching.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first
+            graph.wait_for(timeout=60_000)
+            page.reload()
+            assert page.get_attribute(".env", "data-env") == "ready"
+            assert [c.violations for c in csp] == [[], []]
