@@ -198,6 +198,41 @@ def _background_build(flask_app: Flask, key: str) -> None:
             db.session.remove()
 
 
+_preparing: set[int] = set()  # app ids queued for preparation in this process
+
+
+def prepare_in_background(app_id: int) -> None:
+    """Resolve and build the environment of an app that has none yet (one
+    published before environments existed, or written past publish), in this
+    process's executor; once per app at a time."""
+    with _executor_lock:
+        if app_id in _preparing:
+            return
+        _preparing.add(app_id)
+    flask_app = current_app._get_current_object()  # type: ignore[attr-defined]
+    _pool().submit(_background_prepare, flask_app, app_id)
+
+
+def _background_prepare(flask_app: Flask, app_id: int) -> None:
+    with flask_app.app_context():
+        try:
+            app = db.session.get(VizApp, app_id)
+            if app is None or app.env_key is not None:
+                return
+            builder = Builder.from_settings(flask_app.config["DORMOUSE"])
+            resolved = resolve(builder, app.framework, app.requirements_text)
+            if attach(app, resolved, builder, now=utcnow()):
+                env_builds.run_build(builder, resolved.key, now=utcnow())
+        except BuildError as exc:  # e.g. the index is unreachable: the next start asks again
+            log.warning("app %s: could not prepare its environment: %s", app_id, exc)
+        except Exception:
+            log.exception("app %s: preparing its environment failed", app_id)
+        finally:
+            with _executor_lock:
+                _preparing.discard(app_id)
+            db.session.remove()
+
+
 def retry_stale(settings: Settings, *, now: datetime) -> list[str]:
     """Take over builds whose builder died (claimed longer ago than a build
     may take) and run them in the background; the keys taken (the sweep)."""
@@ -244,6 +279,8 @@ def state_of(app: VizApp) -> EnvState:
 def python_for(app: VizApp, settings: Settings, *, now: datetime) -> str:
     """The interpreter of the app's ready environment, for its next local
     deployment; :class:`EnvNotReady` otherwise. Marks the environment used."""
+    if app.env_key is None:  # never resolved (published before environments existed)
+        prepare_in_background(app.id)
     row = db.session.get(Environment, app.env_key) if app.env_key else None
     if row is None or row.status == "building":
         raise EnvNotReady(f"{app.title} is being prepared: its Python environment is being built.")

@@ -102,6 +102,17 @@ def make_app(
     return publish(owner, data, current_app.config["DORMOUSE"], build_now=True)
 
 
+def attach_default_env(app_row: VizApp) -> None:
+    """Give a row written past publish (as an old or tampered database
+    holds) its framework's default environment, the shared one (tests/envs_cache.py)."""
+    from app import app_envs
+    from app.models import utcnow
+
+    builder = app_envs.Builder.from_settings(current_app.config["DORMOUSE"])
+    resolved = app_envs.resolve(builder, app_row.framework, None)
+    app_envs.attach(app_row, resolved, builder, now=utcnow())
+
+
 def make_deployment(
     app: VizApp,
     created_at: datetime,

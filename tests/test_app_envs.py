@@ -263,3 +263,22 @@ def test_the_sweep_retries_a_build_whose_builder_died_and_prunes_unused_environm
     sweep.sweep(now=later)
     assert not (envs_dir / key).exists()
     assert db.session.get(Environment, key) is None
+
+
+def test_an_app_from_before_environments_gets_its_default_one_when_first_opened(env_app: Flask) -> None:
+    alice = make_user("alice")
+    db.session.add(
+        VizApp(owner=alice, title="old", framework="dash", source="dash-wave/app.py", callable="server")
+    )
+    db.session.commit()  # as a database migrated from before environments holds it: no env_key
+    viewer = env_app.test_client()
+    answer = viewer.post("/alice/old/viz/start", headers={"Accept": "application/json"})
+    assert answer.status_code == 503 and answer.get_json()["status"] == "preparing"
+    assert db.session.scalar(select(func.count(Deployment.id))) == 0
+
+    def prepared() -> bool:
+        db.session.expire_all()
+        old = db.session.scalar(select(VizApp).where(VizApp.title == "old"))
+        return old is not None and app_envs.state_of(old).label == "ready"
+
+    wait_for(prepared, 240, "the old app's default environment")

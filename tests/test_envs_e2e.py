@@ -37,6 +37,7 @@ def env_rows(server) -> list[list[str]]:
 
 def test_an_app_with_pandas_is_built_once_shared_and_shown(tmp_path: Path) -> None:
     freeze_before = pip_freeze()
+    assert "pandas==" not in freeze_before  # so the app can only have it from its own environment
     apps = tmp_path / "apps"
     shutil.copytree(EXAMPLES, apps)
     (apps / "nope").mkdir()

@@ -142,8 +142,7 @@ class LocalBackend:
         if not is_prefix(spec.prefix):
             raise BackendError(f"Invalid URL prefix {spec.prefix!r}.")
         frameworks.get(spec.framework)  # UnknownFramework before anything is made
-        if not spec.python or not os.path.isabs(spec.python):
-            # the lifecycle makes no local deployment without a ready environment
+        if not spec.python or not os.path.isabs(spec.python):  # the lifecycle checks it first
             raise BackendError("The app's Python environment is not ready.")
         target = locate_source(self.apps_dir, spec.source)
         name = spec.deployment_name
