@@ -282,3 +282,34 @@ def test_an_app_from_before_environments_gets_its_default_one_when_first_opened(
         return old is not None and app_envs.state_of(old).label == "ready"
 
     wait_for(prepared, 240, "the old app's default environment")
+
+
+def test_flask_envs_build_list_and_prune(env_app: Flask) -> None:
+    from datetime import timedelta
+
+    alice = make_user("alice")
+    app_row = publish(alice, data("hum", "humanized/app.py:server"), settings_of(env_app), build_now=True)
+    key = app_row.env_key
+    assert key is not None
+    runner = env_app.test_cli_runner()
+    built = runner.invoke(args=["envs", "build", "alice/hum"])
+    assert built.exit_code == 0 and f"environment {key[:12]} ready" in built.output, built.output
+    missing = runner.invoke(args=["envs", "build", "alice/nothing"])
+    assert missing.exit_code == 1 and "No app 'alice/nothing'" in missing.output
+    listed = runner.invoke(args=["envs", "list"]).output.splitlines()
+    assert listed[0].split() == ["KEY", "STATUS", "FW", "SIZE", "APPS", "BUILDS", "LAST", "USED"]
+    assert listed[1].split()[:6] == [key[:12], "ready", "dash", listed[1].split()[3], "1", "1"]
+    assert runner.invoke(args=["envs", "prune"]).output.strip() == "nothing to remove"
+
+    app_row.deleted_at = utcnow() - timedelta(seconds=settings_of(env_app).envs.keep_unused + 1)
+    db.session.execute(
+        Environment.__table__.update()
+        .where(Environment.key == key)
+        .values(built_at=app_row.deleted_at, created_at=app_row.deleted_at)
+    )
+    db.session.commit()
+    dry = runner.invoke(args=["envs", "prune", "--dry-run"])
+    assert dry.output.strip() == f"would remove {key[:12]}"
+    assert (settings_of(env_app).envs.envs_dir / key).exists()
+    assert runner.invoke(args=["envs", "prune"]).output.strip() == f"removed {key[:12]}"
+    assert not (settings_of(env_app).envs.envs_dir / key).exists()
