@@ -55,6 +55,7 @@ PASS_THROUGH = (
     "http_proxy", "https_proxy", "no_proxy",
 )  # fmt: skip
 KILL_GRACE = 5.0
+RESOLVE_TIMEOUT = 60.0  # seconds a resolve may take at most (it runs in a publish request; ~1 s usually)
 RUNS: Counter[str] = Counter()  # helper runs in this process, by command (tests count them)
 
 
@@ -162,8 +163,8 @@ class Builder:
             kill_group(proc.pid)
             proc.communicate()
             raise BuildError(
-                f"Preparing the environment took longer than {timeout:.0f} s (ENV_BUILD_TIMEOUT) and was "
-                "stopped.",
+                f"Preparing the environment took longer than {timeout:.0f} s and was stopped "
+                "(ENV_BUILD_TIMEOUT; a resolve at most 60 s).",
                 "limit",
             ) from None
         finally:
@@ -181,7 +182,8 @@ class Builder:
 
     def resolve(self, requirements_in: str) -> str:
         """The lock (sorted ``name==version`` lines) for ``requirements_in``."""
-        answer = self.helper("compile", self._common(), requirements_in)
+        timeout = min(RESOLVE_TIMEOUT, self.s.build_timeout)
+        answer = self.helper("compile", self._common(), requirements_in, timeout=timeout)
         if not answer.get("ok"):
             code = answer.get("code")
             kind = "requirements" if code == 1 else "index"
