@@ -63,9 +63,11 @@ def requirements_path(apps_dir: Path, source: str, named: str) -> tuple[Path | N
             return None, f"No file {named.strip()!r} in the apps folder."
         return full, None
     beside = (root / source).parent / envs.REQUIREMENTS_FILE
-    if beside.is_file() and beside.resolve().is_relative_to(root):
-        return beside.resolve(), None
-    return None, None
+    if not beside.is_file():
+        return None, None
+    if not beside.resolve().is_relative_to(root):
+        return None, f"{envs.REQUIREMENTS_FILE} beside the source leads out of the apps folder."
+    return beside.resolve(), None
 
 
 def read_requirements(apps_dir: Path, source: str, named: str) -> tuple[str | None, str | None]:

@@ -100,6 +100,19 @@ def test_a_named_requirements_file_must_be_a_clean_file_in_the_apps_folder(
     assert db.session.scalar(select(func.count(VizApp.id))) == 0
 
 
+def test_a_requirements_file_beside_the_source_that_leads_out_is_refused(env_app: Flask, apps: Path) -> None:
+    outside = apps.parent / "outside.txt"
+    outside.write_text("dash\n")
+    (apps / "humanized" / "requirements.txt").unlink()
+    (apps / "humanized" / "requirements.txt").symlink_to(outside)
+    with pytest.raises(PublishError) as caught:
+        publish(make_user("alice"), data("x", "humanized/app.py"), settings_of(env_app))
+    assert (
+        caught.value.errors["requirements"]
+        == "requirements.txt beside the source leads out of the apps folder."
+    )
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
