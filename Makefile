@@ -43,7 +43,12 @@ test: lint
 	scripts/kube-test-cluster.sh build
 	trap 'scripts/test-postgres.sh stop $$$$' EXIT; trap 'exit 130' INT TERM HUP; \
 	url="$$(scripts/test-postgres.sh start $$$$)" && \
-	TEST_POSTGRES_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TEST_POSTGRES_URL="$$url" DORMOUSE_TEST_UV_CACHE="$(TEST_UV_CACHE)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# uv's cache and the default app environments the tests build (tests/envs_cache.py):
+# kept between runs outside the repo, beside the kube build cache; never ~/.cache/uv.
+TEST_UV_CACHE ?= $(or $(DORMOUSE_TEST_UV_CACHE),$(shell mkdir -p /var/cache/dormouse 2>/dev/null && \
+	test -w /var/cache/dormouse && echo /var/cache/dormouse/uv || echo $${XDG_CACHE_HOME:-$$HOME/.cache}/dormouse-uv))
 
 # Measurements, not tests: each prints a ratio against a baseline of the same run (docs/performance.md).
 bench: install

@@ -42,10 +42,12 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     with app.app_context():
         _configure_sqlite(db.engine)
 
+    from . import app_envs
     from .backends import frameworks, make_backend
 
     app.extensions["dormouse.backend"] = make_backend(settings)
     app.jinja_env.globals["frameworks"] = frameworks.FRAMEWORKS  # labels and badges for pages
+    app.jinja_env.globals["env_state"] = app_envs.state_of  # an app's environment, for its owner
 
     from . import auth, errors, metrics, rate_limits, scheduler, security
     from .cli import register_cli

@@ -11,6 +11,7 @@ flask --app wsgi reconcile
 flask --app wsgi deployments list
 flask --app wsgi deployments stop OWNER/TITLE
 flask --app wsgi tokens issue|list|revoke ...   (app/cli_tokens.py)
+flask --app wsgi envs list|prune|build ...       (app/cli_envs.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import lifecycle, sweep
+from . import app_envs, lifecycle, sweep
 from .auth import AccountError, create_user, disable_user, get_user, set_password
 from .backends.frameworks import FRAMEWORKS
 from .extensions import db
@@ -136,6 +137,11 @@ def users_disable(username: str) -> None:
     help="A site that may embed the app's page in a frame, e.g. https://blog.example.org (repeatable).",
 )
 @click.option("--private", is_flag=True, help="Leave it out of the gallery; only the owner sees it.")
+@click.option(
+    "--requirements",
+    default="",
+    help="Its requirements file, relative to APPS_DIR (default: requirements.txt beside the source).",
+)
 def apps_publish(
     owner: str,
     title: str,
@@ -150,8 +156,9 @@ def apps_publish(
     env_items: tuple[str, ...],
     embed_origins: tuple[str, ...],
     private: bool,
+    requirements: str,
 ) -> None:
-    """Publish an app for OWNER."""
+    """Publish an app for OWNER; its environment is built before this returns."""
     user = get_user(owner)
     if user is None:
         _fail(f"No user {owner!r}; create one with 'flask users create {owner}'.")
@@ -168,12 +175,17 @@ def apps_publish(
         env="\n".join(env_items),
         embed_origins="\n".join(embed_origins),
         is_public=not private,
+        requirements=requirements,
     )
     try:
-        app = publish(user, data, current_app.config["DORMOUSE"])
+        app = publish(user, data, current_app.config["DORMOUSE"], build_now=True)
     except PublishError as exc:
         for name, message in exc.errors.items():
             click.echo(f"Error: {name}: {message}", err=True)
+        sys.exit(1)
+    env = app_envs.state_of(app)
+    if env.label == "failed":
+        click.echo(f"Published {app.slug_path}, but its environment failed:\n{env.error}", err=True)
         sys.exit(1)
     click.echo(f"Published {app.slug_path} at /{app.slug_path}/viz/")
 
@@ -203,8 +215,11 @@ def demo_load() -> None:
             click.echo(f"{DEMO_OWNER}/{demo.title}: {said}")
             continue
         try:
-            publish(owner, demo, settings)
+            publish(owner, demo, settings, build_now=True)
         except PublishError as exc:
+            if set(exc.errors) == {"requirements"}:  # e.g. no package index reachable: try next time
+                click.echo(f"{DEMO_OWNER}/{demo.title}: not loaded: {exc.errors['requirements']}", err=True)
+                continue
             _fail(f"{demo.title}: {exc}")
         click.echo(f"{DEMO_OWNER}/{demo.title}: published")
 
@@ -284,8 +299,9 @@ def reconcile_command() -> None:
 
 
 def register_cli(app: Flask) -> None:
+    from .cli_envs import envs_cli
     from .cli_tokens import tokens_cli
 
-    commands = (users_cli, apps_cli, demo_cli, deployments_cli, tokens_cli, sweep_command, reconcile_command)
-    for command in commands:
+    commands = (users_cli, apps_cli, demo_cli, deployments_cli, tokens_cli, envs_cli)
+    for command in (*commands, sweep_command, reconcile_command):
         app.cli.add_command(command)

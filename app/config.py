@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .config_env import ConfigError, env_bool, env_float, env_int, env_port, env_str
+from .env_settings import EnvSettings
 from .front_door_settings import LOCAL_VIZ_HOST, LOOPBACK_HOSTS, FrontDoorSettings, parse_trusted_hosts
 from .kube_settings import KubeSettings
 from .prices import Prices
@@ -140,6 +141,7 @@ class Settings:
     remember_days: float  # how long "keep me logged in" lasts
     api_token_max_ttl: float  # seconds an API token may live at most
     kube: KubeSettings
+    envs: EnvSettings  # per-app environments (ENVS_DIR, ENV_*)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -226,6 +228,7 @@ class Settings:
             remember_days=env_float(env, "REMEMBER_DAYS", 14.0, minimum=0.01),
             api_token_max_ttl=env_float(env, "API_TOKEN_MAX_TTL", 90 * 86400.0, minimum=60.0),
             kube=kube,
+            envs=EnvSettings.from_env(env, instance),
         )
 
     @property

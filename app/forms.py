@@ -72,6 +72,13 @@ class PublishForm(FlaskForm):
         "Optional: once the app has cost this much in a month (UTC), it does not start again "
         "until the 1st of the next month (a running one is not cut off). Blank: no budget.",
     )
+    requirements = _optional_text(
+        "Requirements file",
+        500,
+        "Optional: the app's requirements file in the apps folder, e.g. my-app/requirements.txt. Blank: "
+        "requirements.txt beside the source, if there is one; without one the app gets its framework only. "
+        "Package names and versions only (no options, URLs or paths); it must list the framework.",
+    )
     is_public = BooleanField("Listed in the gallery and open to everyone", default=True)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from . import app_environment, budget, idle, metrics, slugs, usage
+from . import app_environment, app_envs, budget, idle, metrics, slugs, usage
 from .backends.base import AppSpec, Backend, BackendError
 from .caps import BUSY_TOTAL, SLOT_ATTEMPTS, Busy, free_slots
 from .config import Settings
@@ -45,7 +45,7 @@ def limits(s: Settings | None = None) -> idle.IdleLimits:
     return idle.IdleLimits(s.idle_load_timeout, s.idle_ping_timeout, s.start_timeout)
 
 
-def spec_for(dep: Deployment) -> AppSpec:
+def spec_for(dep: Deployment, python: str | None = None) -> AppSpec:
     app = dep.app
     return AppSpec(
         owner=app.owner.username,
@@ -63,6 +63,7 @@ def spec_for(dep: Deployment) -> AppSpec:
         env=dict(app.env or {}),
         deployment_id=dep.id,
         public_name=dep.public_name,
+        python=python,
     )
 
 
@@ -167,6 +168,9 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
     if existing is not None:
         return existing
     budget.check(app, now=now, prices=settings().prices)
+    python = None
+    if backend().name == "local":  # the app runs with its own environment: it must be ready
+        python = app_envs.python_for(app, settings(), now=now)
     for _ in range(SLOT_ATTEMPTS):
         slot, owner_slot = free_slots(app, settings())
         dep = Deployment(
@@ -194,13 +198,13 @@ def ensure_deployment(app: VizApp, *, now: datetime | None = None, name: str = "
             continue  # a slot (or the public name) was taken meanwhile: look again
         log.info("deployment %s: starting %s", dep.public_name, app.slug_path)
         metrics.record_start()
-        _launch(dep, now)
+        _launch(dep, now, python)
         return dep
     raise Busy(BUSY_TOTAL)
 
 
-def _launch(dep: Deployment, now: datetime) -> None:
-    spec = spec_for(dep)
+def _launch(dep: Deployment, now: datetime, python: str | None = None) -> None:
+    spec = spec_for(dep, python)
     reserved = app_environment.refused(spec.env)
     if reserved:  # saved before the rule existed: never hand them to a backend
         log.warning("deployment %s: refused reserved environment %s", dep.public_name, reserved)

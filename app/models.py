@@ -8,6 +8,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -156,8 +157,18 @@ class VizApp(db.Model):
     # Set when its owner (or an admin) deletes it: the app is gone from every
     # page and command, its deployments stay for usage and cost history.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Its own packages (local backend, app/env_builds.py): the accepted lines
+    # of its requirements.txt (None: none, the framework's default
+    # environment), the hash of what is resolved for it, and the environment
+    # it runs in (None until its requirements are resolved).
+    requirements_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requirements_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    env_key: Mapped[str | None] = mapped_column(
+        ForeignKey("environments.key", ondelete="SET NULL"), nullable=True, index=True
+    )
 
     owner: Mapped[User] = relationship(back_populates="apps")
+    environment: Mapped[Environment | None] = relationship()
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="app", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -267,6 +278,38 @@ class Deployment(db.Model):
 
     def __repr__(self) -> str:
         return f"<Deployment {self.public_name} {self.status}>"
+
+
+ENV_STATUSES = ("building", "ready", "failed")
+
+
+class Environment(db.Model):
+    """A Python environment built with uv for apps (app/env_builds.py), in
+    ``ENVS_DIR/<key>``; the key is the hash of its lock and interpreter, so
+    apps whose requirements resolve alike share it. The row is the claim on
+    its build: one INSERT (or conditional UPDATE of a failed or stale one)
+    wins, every other worker reads the row."""
+
+    __tablename__ = "environments"
+    __table_args__ = (CheckConstraint(sql_in("status", ENV_STATUSES), name="status"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10))
+    framework: Mapped[str] = mapped_column(String(10))
+    python: Mapped[str] = mapped_column(String(300))  # the interpreter's identity
+    lock_text: Mapped[str] = mapped_column(Text)  # the name==version lines
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # uv's message, for owners
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    build_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    builds: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # uv runs
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)  # host:pid
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    built_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.key[:12]} {self.status}>"
 
 
 class SchedulerLease(db.Model):

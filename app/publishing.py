@@ -17,7 +17,7 @@ from typing import ClassVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import app_environment, security
+from . import app_environment, app_envs, security
 from .backends import frameworks
 from .config import Settings
 from .extensions import db
@@ -67,6 +67,7 @@ class AppInput:
     env: str = ""  # KEY=VALUE lines
     embed_origins: str = ""  # sites that may embed the viz page: origins, by spaces, commas or lines
     monthly_budget: str = ""  # dollars a month, blank: none (app/budget.py)
+    requirements: str = ""  # its requirements file in APPS_DIR; blank: requirements.txt beside the source
     is_public: bool = True
 
     # the fields a person types as text (the publish form has one input each)
@@ -83,6 +84,7 @@ class AppInput:
         "env",
         "embed_origins",
         "monthly_budget",
+        "requirements",
     )
 
 
@@ -258,6 +260,14 @@ def validate(
         errors["source"] = "Give the app's source file (or, for a cluster, its image)."
     if settings.backend == "kubernetes" and not image and "image" not in errors:
         errors["image"] = "Apps run on the cluster from a container image; give one."
+    values["requirements_text"] = None  # the cluster backend ignores requirements: the image has its packages
+    if settings.backend == "local" and values["source"] and "source" not in errors:
+        text, requirements_error = app_envs.read_requirements(
+            settings.apps_dir, str(values["source"]), data.requirements
+        )
+        if requirements_error:
+            errors["requirements"] = requirements_error
+        values["requirements_text"] = text
 
     port_text = data.port.strip() or str(fw.default_port if fw else 8050)
     try:
@@ -298,8 +308,23 @@ def validate(
     return values
 
 
-def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
-    """Validate and save a new app; nothing is written when anything is wrong."""
+def resolved_environment(values: dict[str, object], settings: Settings) -> app_envs.Resolved | None:
+    """Resolve the app's environment (local backend) before anything is
+    saved, so requirements that cannot be satisfied are a form error."""
+    if settings.backend != "local" or not values.get("source"):
+        return None
+    try:
+        return app_envs.resolve(
+            app_envs.Builder.from_settings(settings), str(values["framework"]), values["requirements_text"]
+        )  # type: ignore[arg-type]
+    except app_envs.BuildError as exc:
+        raise PublishError({"requirements": str(exc)}) from None
+
+
+def publish(owner: User, data: AppInput, settings: Settings, *, build_now: bool = False) -> VizApp:
+    """Validate and save a new app; nothing is written when anything is
+    wrong. Its environment is built in the background, or here (``build_now``:
+    the CLI and the demo loader)."""
     values = validate(owner, data, settings)
     published = (
         db.session.scalar(
@@ -311,6 +336,7 @@ def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
         raise PublishError(
             {"title": f"You have published {published} apps, the most one account may have here."}
         )
+    resolved = resolved_environment(values, settings)
     app = VizApp(owner=owner, **values)
     db.session.add(app)
     try:
@@ -318,68 +344,5 @@ def publish(owner: User, data: AppInput, settings: Settings) -> VizApp:
     except IntegrityError:  # a simultaneous publish of the same title
         db.session.rollback()
         raise PublishError({"title": f"You already have an app called {values['title']!r}."}) from None
-    return app
-
-
-# --- editing -----------------------------------------------------------------
-
-#: What the edit form shows for each stored environment value: they may be
-#: secrets, so the page never shows them. A line left as ``NAME=********``
-#: keeps the stored value; a line removed removes the variable.
-HIDDEN_VALUE = "********"
-
-
-def input_of(app: VizApp) -> AppInput:
-    """The app as the edit form shows it (environment values hidden)."""
-    source = app.source or ""
-    if source and app.callable:
-        source = f"{source}:{app.callable}"
-    return AppInput(
-        title=app.title,
-        framework=app.framework,
-        description=app.description or "",
-        source=source,
-        image=app.image or "",
-        command=app.command or "",
-        port=str(app.port),
-        cpu=app.cpu,
-        memory=app.memory,
-        env="\n".join(f"{name}={HIDDEN_VALUE}" for name in app.env or {}),
-        embed_origins="\n".join(app.embed_origins or ()),
-        monthly_budget="" if app.monthly_budget is None else f"{app.monthly_budget:.2f}",
-        is_public=app.is_public,
-    )
-
-
-def _unhide_env(text: str, stored: dict[str, str]) -> tuple[str, str | None]:
-    """``text`` with every ``NAME=********`` line given its stored value back;
-    an error if a hidden line names no stored variable."""
-    lines = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        name, sep, value = line.strip().partition("=")
-        if sep and value.strip() == HIDDEN_VALUE:
-            name = name.strip()
-            if name not in stored:
-                return text, f"Line {number}: {name} has no stored value to keep; type its value."
-            line = f"{name}={stored[name]}"
-        lines.append(line)
-    return "\n".join(lines), None
-
-
-def edit(app: VizApp, data: AppInput, settings: Settings) -> VizApp:
-    """Validate and save changes to an app; its title and framework stay (they
-    name its URLs and how it runs). Changes apply to its next deployment."""
-    env_text, env_error = _unhide_env(data.env, dict(app.env or {}))
-    data = AppInput(**{**vars(data), "title": app.title, "framework": app.framework, "env": env_text})
-    try:
-        values = validate(app.owner, data, settings, existing=app)
-    except PublishError as exc:
-        if env_error:
-            exc.errors["env"] = env_error
-        raise
-    if env_error:
-        raise PublishError({"env": env_error})
-    for name, value in values.items():
-        setattr(app, name, value)
-    db.session.commit()
+    app_envs.prepare(app, resolved, settings, foreground=build_now)
     return app

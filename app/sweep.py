@@ -147,7 +147,33 @@ def sweep(*, now: datetime | None = None, lim: idle.IdleLimits | None = None) ->
         report.errors += 1
         db.session.rollback()
         log.exception("sweep: forgetting expired entry tokens failed")
+    try:
+        environments_upkeep(now)
+    except Exception:
+        report.errors += 1
+        db.session.rollback()
+        log.exception("sweep: environment upkeep failed")
     return report
+
+
+ENV_PRUNE_EVERY = 10  # sweeps between two prunes of unused environments (per process)
+_sweeps = 0
+
+
+def environments_upkeep(now: datetime) -> None:
+    """Local backend: take over environment builds whose builder died (one
+    query), and every :data:`ENV_PRUNE_EVERY` sweeps remove environments no
+    app uses any more (app/env_builds.py)."""
+    global _sweeps
+    s = settings()
+    if s.backend != "local":
+        return
+    from . import app_envs, env_builds
+
+    app_envs.retry_stale(s, now=now)
+    _sweeps += 1
+    if _sweeps % ENV_PRUNE_EVERY == 1:
+        env_builds.prune(env_builds.Builder.from_settings(s), now=now)
 
 
 def reconcile(*, now: datetime | None = None) -> SweepReport:

@@ -7,8 +7,11 @@
 # starts each app as `dormouse-app` (through setpriv, which clears every
 # capability and sets no_new_privs), and KILL, with which Dormouse and the
 # app's watchdog can stop that app's processes. The instance folder (secret
-# key, JWT keys, SQLite database, app logs) belongs to `dormouse`, mode 0700,
-# so app processes cannot read it.
+# key, JWT keys, SQLite database, app logs) belongs to `dormouse`, mode 0711
+# (entered, not listed), its files and folders 0600/0700, so app processes
+# cannot read them. Only its envs/ folder (the apps' Python environments and
+# uv's cache, ENVS_DIR and ENV_CACHE_DIR) belongs to `dormouse-app`, which
+# builds them (app/backends/env_builder.py) and runs the apps from them.
 #
 # Started as any other user (Kubernetes runs it as 10001), nothing is switched:
 # apps, if the local backend runs any, run as that same user.
@@ -19,7 +22,13 @@ instance="${INSTANCE_PATH:-/data}"
 if [ "$(id -u)" = 0 ]; then
   mkdir -p "$instance"
   chown dormouse:dormouse "$instance"
-  chmod 0700 "$instance"
+  chmod 0711 "$instance"
+  envs="${ENVS_DIR:-$instance/envs}"
+  if [ "${LOCAL_RUN_AS-dormouse-app}" = dormouse-app ]; then
+    mkdir -p "$envs"
+    chown dormouse-app:dormouse-app "$envs"
+    chmod 0755 "$envs"
+  fi
   export HOME=/home/dormouse USER=dormouse LOGNAME=dormouse
   export LOCAL_RUN_AS="${LOCAL_RUN_AS-dormouse-app}"
   exec setpriv --reuid=dormouse --regid=dormouse --init-groups \

@@ -18,11 +18,13 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.auth import create_user
 from app.backends.base import AppSpec
+from app.backends.frameworks import FRAMEWORKS
 from app.config import REPO_ROOT, Settings
 from app.extensions import db
 from app.models import Deployment, User, VizApp
 from app.publishing import AppInput, publish
 from app.slugs import deployment_name, public_name, url_prefix
+from tests.envs_cache import default_python, env_settings_vars
 
 EXAMPLES = REPO_ROOT / "examples"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -37,6 +39,9 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **env: str) -
         "SCHEDULER_ENABLED": "0",
         "APPS_DIR": str(EXAMPLES),
         "RATE_LIMITS": "0",  # tests of the limits turn them on (tests/test_rate_limits.py)
+        # the default environments, built once and shared (tests/envs_cache.py); never pruned here
+        **env_settings_vars(),
+        "ENV_KEEP_UNUSED": str(10 * 365 * 86400),
     }
     base.update(env)
     return Settings.from_env(base)
@@ -94,7 +99,18 @@ def make_app(
         source=source,
         **{k: str(v) if k != "is_public" else v for k, v in fields.items()},
     )  # type: ignore[arg-type]
-    return publish(owner, data, current_app.config["DORMOUSE"])
+    return publish(owner, data, current_app.config["DORMOUSE"], build_now=True)
+
+
+def attach_default_env(app_row: VizApp) -> None:
+    """Give a row written past publish (as an old or tampered database
+    holds) its framework's default environment, the shared one (tests/envs_cache.py)."""
+    from app import app_envs
+    from app.models import utcnow
+
+    builder = app_envs.Builder.from_settings(current_app.config["DORMOUSE"])
+    resolved = app_envs.resolve(builder, app_row.framework, None)
+    app_envs.attach(app_row, resolved, builder, now=utcnow())
 
 
 def make_deployment(
@@ -147,7 +163,11 @@ def make_spec(
 ) -> AppSpec:
     """What a backend is handed for one run: ``alice-wave-default-abc234`` at
     ``/alice/wave/default-abc234/`` unless told otherwise; ``fields`` are the
-    rest of :class:`AppSpec` (source, image, env, ...)."""
+    rest of :class:`AppSpec` (source, image, env, ...). A spec with a source
+    (the local backend) runs in the framework's default environment unless
+    it names a ``python``."""
+    if fields.get("source") and "python" not in fields and framework in FRAMEWORKS:
+        fields["python"] = default_python(framework)
     return AppSpec(
         owner=owner,
         title=title,

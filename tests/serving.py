@@ -28,6 +28,7 @@ import pytest
 import requests
 
 from app.backends.local_watchdog import proc_stat
+from tests.envs_cache import env_settings_vars
 from tests.factories import CSRF_META
 from tests.processes import LAUNCHED_GROUPS, group_is, recorded_groups, stop_group
 from tests.waiting import wait_for
@@ -76,6 +77,8 @@ class LiveServer:
             "WEB_CONCURRENCY": "2",
             "LOCAL_PORT_MIN": "18100",
             "LOCAL_PORT_MAX": "18199",
+            **env_settings_vars(),  # the default environments, shared (tests/envs_cache.py)
+            "ENV_KEEP_UNUSED": str(10 * 365 * 86400),
             **env,
         }
         self.env.pop("DATABASE_URL", None)

@@ -107,6 +107,9 @@ def container(image: str) -> Iterator[Container]:
     }
     try:
         ports = ["-e", "LOCAL_PORT_MIN=28100", "-e", "LOCAL_PORT_MAX=28199"]  # the host's loopback is shared
+        # the demos' environments are built at start from the package index this machine reaches,
+        # whose certificates (a TLS-inspecting proxy's too) are the host's, as in the image's build
+        ports += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
         started = subprocess.run(
             [str(SCRIPT), "run", c.name, str(c.port), *ports],
             capture_output=True,
@@ -212,6 +215,12 @@ def test_apps_run_as_their_own_user_with_no_capabilities_and_no_secrets(containe
     assert front_door["Uid"].split() == [str(dormouse_uid)] * 4
     apps = wait_for(lambda: app_processes(container), 30, "the demo's processes")
     assert any("gunicorn" in cmdline(pid) for pid in apps)
+    # the app runs with its own environment's Python, built by the apps' user on /data
+    assert any("/data/envs/" in cmdline(pid) for pid in apps), [cmdline(pid) for pid in apps]
+    owner = container.exec("stat", "-c", "%U %a", "/data/envs").stdout.split()
+    assert owner == ["dormouse-app", "755"], owner
+    sizes = container.exec("du", "-sm", "/data/envs", user="dormouse-app").stdout
+    print("disk of /data/envs (MB):", sizes)
     for pid in apps:
         st = status(pid)
         assert st["Uid"].split() == [str(app_uid)] * 4, cmdline(pid)
@@ -223,9 +232,19 @@ def test_apps_run_as_their_own_user_with_no_capabilities_and_no_secrets(containe
 
 
 def test_the_app_user_cannot_read_dormouses_files_or_environment(container, demo):
+    # /data is 0711 (the apps' user passes through it to /data/envs): nothing in it but envs/ may
+    # be read by the apps' user; SECRET_KEY and JWT_KEYS come from the environment here, so no
+    # file holds them, but the database does
+    names = container.exec("ls", "-A", "/data").stdout.split()
+    assert "dormouse.db" in names and "envs" in names, names
+    for name in names:
+        readable = container.exec("test", "-r", f"/data/{name}", user="dormouse-app").returncode == 0
+        assert readable is (name == "envs"), name
     for name in SECRET_FILES:
         denied = container.exec("cat", f"/data/{name}", user="dormouse-app")
-        assert denied.returncode != 0 and "Permission denied" in denied.stderr, (name, denied)
+        assert denied.returncode != 0, (name, denied)
+    denied = container.exec("cat", "/data/dormouse.db", user="dormouse-app")
+    assert "Permission denied" in denied.stderr, denied
     assert "Permission denied" in container.exec("ls", "/data", user="dormouse-app").stderr
     assert "Permission denied" in container.exec("cat", "/proc/1/environ", user="dormouse-app").stderr
     # Dormouse itself can: the denials are about who asks

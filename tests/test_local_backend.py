@@ -340,3 +340,11 @@ def test_apps_listen_on_loopback_only(tracker: Tracker) -> None:
     listening = [ln.split()[1] for ln in listeners if ln.split()[3] == "0A"]  # state LISTEN
     mine = [address for address in listening if address.endswith(f":{port:04X}")]
     assert mine == [f"0100007F:{port:04X}"], mine  # 127.0.0.1, never 0.0.0.0
+
+
+@pytest.mark.parametrize("python", [None, "", "relative/bin/python"])
+def test_an_app_without_its_environment_s_python_is_not_started(tmp_path: Path, python: str | None) -> None:
+    backend = LocalBackend(EXAMPLES, tmp_path / "run")
+    with pytest.raises(BackendError, match="Python environment is not ready"):
+        backend.create(make_spec("dash", source="dash-wave/app.py", python=python))
+    assert not (tmp_path / "run").exists() or list((tmp_path / "run").iterdir()) == []

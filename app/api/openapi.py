@@ -24,9 +24,11 @@ ERRORS = {
     401: "No token, or the token is not valid (WWW-Authenticate says which).",
     403: "The app's monthly budget is spent; the message says how much, and until when.",
     404: "No such app, or one the token's user may not see or manage (the same answer).",
+    409: "The app's Python environment could not be built (its owner sees uv's message).",
     422: "The app is not valid; `fields` names each wrong field.",
     429: "Too many requests; wait Retry-After seconds.",
-    503: "As many apps are running as may; try again after Retry-After seconds.",
+    503: "As many apps are running as may, or its Python environment is being prepared; "
+    "try again after Retry-After seconds.",
 }
 
 
@@ -56,6 +58,11 @@ APP_FIELDS: dict[str, Any] = {
         "description": "KEY=VALUE lines, or an object. On an edit, `NAME=********` keeps a stored value.",
     },
     "embed_origins": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    "requirements": {
+        **TEXT,
+        "description": "Local backend: its requirements file in the apps folder (blank: requirements.txt "
+        "beside the source). Resolved at publish: requirements that cannot be met are a 422 on this field.",
+    },
     "is_public": {"type": "boolean"},
 }
 
@@ -137,7 +144,12 @@ def document() -> dict[str, Any]:
                     "summary": "Start the app (or find it running); poll GET until `running`",
                     "operationId": "startDeployment",
                     "responses": _responses(
-                        {"202": _json(_ref("Deployment"), "Starting (or already live).")}, 403, 404, 429, 503
+                        {"202": _json(_ref("Deployment"), "Starting (or already live).")},
+                        403,
+                        404,
+                        409,
+                        429,
+                        503,
                     ),
                 },
                 "delete": {

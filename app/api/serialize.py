@@ -7,6 +7,7 @@ from datetime import datetime
 
 from flask import url_for
 
+from .. import app_envs
 from ..app_state import AppState
 from ..auth import may_manage
 from ..costs import Cost
@@ -44,8 +45,16 @@ def app_json(app: VizApp, state: AppState, user: User) -> dict[str, object]:
             "memory": app.memory,
             "env_names": sorted(app.env or {}),
             "embed_origins": list(app.embed_origins or ()),
+            "requirements": app.requirements_text,  # the accepted lines; null: the framework's default
+            "environment": _environment(app),
         }
     return data
+
+
+def _environment(app: VizApp) -> dict[str, object]:
+    """The app's Python environment (local backend), as its owner's page shows it."""
+    env = app_envs.state_of(app)
+    return {"status": env.label, "error": env.error or None, "size_bytes": env.size_bytes}
 
 
 def deployment_json(dep: Deployment | None, user: User) -> dict[str, object]:

@@ -13,13 +13,14 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask_login import current_user
 
-from .. import app_state, budget, costs, lifecycle, managing, usage, usage_report
+from .. import app_envs, app_state, budget, costs, lifecycle, managing, usage, usage_report
 from ..auth import may_manage
+from ..editing import edit, input_of
 from ..extensions import csrf
 from ..models import VizApp, utcnow
-from ..publishing import AppInput, PublishError, edit, input_of, publish
+from ..publishing import AppInput, PublishError, publish
 from ..views.gallery import visible_app
-from ..views.viz import BUSY_RETRY
+from ..views.viz import BUSY_RETRY, ENV_FAILED, PREPARE_RETRY
 from . import bearer, openapi
 from .serialize import app_json, deployment_json, stats_json
 
@@ -203,6 +204,12 @@ def start(owner: str, title: str):
         dep = lifecycle.ensure_deployment(app, now=utcnow())
     except budget.OverBudget as exc:  # not a wait: it starts again next month or when an admin lifts it
         return bearer.error(403, str(exc))
+    except app_envs.EnvNotReady as exc:  # its environment is being built (503, ask again) or failed (409)
+        if exc.failed:
+            return bearer.error(409, str(exc) if may_manage(_user(), app) else ENV_FAILED)
+        response = bearer.error(503, str(exc))
+        response.headers["Retry-After"] = str(PREPARE_RETRY)
+        return response
     except lifecycle.Busy as exc:
         response = bearer.error(503, str(exc))
         response.headers["Retry-After"] = str(BUSY_RETRY)

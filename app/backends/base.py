@@ -44,6 +44,7 @@ class AppSpec:
     env: dict[str, str] = field(default_factory=dict)
     deployment_id: int = 0  # the database row's id, for labels
     public_name: str = ""  # "default-x7k2p9"; cluster backends name objects after it
+    python: str | None = None  # local backend: the app's environment's bin/python (app/app_envs.py)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,11 @@ class Framework:
     readiness_path: Callable[[str, str], str] = _at_prefix
     # a log line that means the app failed although it answered 200
     log_error: str = ""
+    # What Dormouse's launch needs inside the app's own environment (the local
+    # backend), as PEP 508 requirements: the packages and the versions Dormouse
+    # can drive. An app's requirements.txt must name the first (the framework);
+    # the rest are added for it. See app/environments.py.
+    env_requires: tuple[str, ...] = ()
 
     @property
     def takes_callable(self) -> bool:
@@ -222,6 +227,8 @@ DASH = Framework(
     name="dash", label="Dash / Plotly", badge="Dash", default_port=8050,
     default_callable=DASH_CALLABLE, launch=dash_launch, container_args=dash_container_args,
     prefix_env=dash_prefix_env, env_drop=("DASH_URL_BASE_PATHNAME",),
+    # gunicorn >= 27: the launch passes --no-control-socket
+    env_requires=("dash>=4,<5", "gunicorn>=27,<28"),
 )  # fmt: skip
 BOKEH = Framework(
     name="bokeh", label="Bokeh", badge="Bokeh", default_port=5006,
@@ -229,6 +236,7 @@ BOKEH = Framework(
     app_name=lambda source: bokeh_app(source)[1],
     # bokeh serve answers 200 with an empty page when main.py raises, and only logs it
     log_error="Error running application handler",
+    env_requires=("bokeh>=3.4,<4",),
 )  # fmt: skip
 
 

@@ -110,7 +110,7 @@ class LocalBackend:
         port_max: int = 8299,
         watch_pid: int | None = None,
         stop_grace: float = 5.0,
-        python: str = sys.executable,
+        python: str = sys.executable,  # runs the watchdog (Dormouse's code), never an app
         run_as: str = "",
     ) -> None:
         if not 0 < port_min <= port_max < 65536:
@@ -142,6 +142,8 @@ class LocalBackend:
         if not is_prefix(spec.prefix):
             raise BackendError(f"Invalid URL prefix {spec.prefix!r}.")
         frameworks.get(spec.framework)  # UnknownFramework before anything is made
+        if not spec.python or not os.path.isabs(spec.python):  # the lifecycle checks it first
+            raise BackendError("The app's Python environment is not ready.")
         target = locate_source(self.apps_dir, spec.source)
         name = spec.deployment_name
         self._reap()
@@ -154,7 +156,7 @@ class LocalBackend:
         run = launch(
             spec,
             target,
-            python=self.python,
+            python=spec.python,  # the app's own environment; the watchdog stays on ours
             bind_host=self.bind_host,
             port=port,
             viz_authority=self.viz_authority,

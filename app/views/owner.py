@@ -15,9 +15,10 @@ from flask_login import current_user
 
 from .. import app_state, lifecycle, managing, usage_report
 from ..auth import get_user, may_manage
+from ..editing import edit, input_of
 from ..forms import EditForm
 from ..models import User, VizApp, utcnow
-from ..publishing import AppInput, PublishError, available_sources, edit, input_of
+from ..publishing import AppInput, PublishError, available_sources
 from .gallery import visible_app
 
 bp = Blueprint("owner", __name__)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import budget, lifecycle, start_estimate, tokens, viewer_notes
+from .. import app_envs, budget, lifecycle, start_estimate, tokens, viewer_notes
 from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
@@ -32,6 +32,8 @@ bp = Blueprint("viz", __name__, url_prefix="/<owner>/<title>/viz")
 
 STOP_POLLING = 286  # htmx: stop polling this element
 BUSY_RETRY = 15  # seconds before a page that found the server full asks again
+PREPARE_RETRY = 3  # seconds before a page whose app's environment is being built asks again
+ENV_FAILED = "The app cannot start: its packages could not be installed. Its owner can see why on this page."
 NOT_STARTED = "The app could not start. Its owner can see why on this page."
 
 
@@ -165,6 +167,30 @@ def busy_response(app: VizApp, message: str) -> Response:
     return response
 
 
+def preparing_response(app: VizApp, exc: app_envs.EnvNotReady) -> Response:
+    """The app's environment is being built (no deployment was made): say
+    so and ask again shortly; or it failed: why, for its owner and admins."""
+    reason = str(exc) if not exc.failed or may_manage(current_user, app) else ENV_FAILED
+    payload = {
+        **status_payload(None),
+        "status": "env-failed" if exc.failed else "preparing",
+        "reason": reason,
+    }
+    if _wants_json():
+        response = jsonify(payload)
+    else:
+        response = make_response(
+            render_template("partials/viz_status.html", app=app, s=payload, retry_after=PREPARE_RETRY)
+        )
+    response.status_code = 409 if exc.failed else 503
+    if not exc.failed:
+        response.headers["Retry-After"] = str(PREPARE_RETRY)
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
+    response.vary.add("Accept")
+    return response
+
+
 def over_budget_response(app: VizApp, message: str) -> Response:
     """The app's monthly budget is spent: say so plainly; the page does not
     ask again (nothing will change until next month or an admin's lift)."""
@@ -212,6 +238,8 @@ def start(owner: str, title: str):
         dep = lifecycle.ensure_deployment(app, now=now)
     except budget.OverBudget as exc:
         return over_budget_response(app, str(exc))
+    except app_envs.EnvNotReady as exc:
+        return preparing_response(app, exc)
     except lifecycle.Busy as exc:
         return busy_response(app, str(exc))
     lifecycle.record_load(dep, now=now)

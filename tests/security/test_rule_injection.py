@@ -23,7 +23,7 @@ from app.config_env import ConfigError
 from app.extensions import db
 from app.models import Deployment, User, VizApp
 from app.traefik_config import route_rule
-from tests.factories import CSRFClient, build_app, make_settings, make_spec, make_user
+from tests.factories import CSRFClient, attach_default_env, build_app, make_settings, make_spec, make_user
 from tests.security.helpers import JSON, PASSWORD, Site
 from tests.serving import REPO, free_port
 
@@ -145,6 +145,8 @@ def test_a_tampered_row_never_reaches_traefik(tmp_path) -> None:
             db.session.add(VizApp(owner=owner, title=title, framework="dash", source="dash-wave/app.py",
                                   callable="server", port=8050, cpu="500m", memory="512Mi"))  # fmt: skip
         db.session.commit()
+        for row in db.session.scalars(select(VizApp)):
+            attach_default_env(row)  # it may start as far as the backend's own checks
         paths = [(owner.username, title) for owner, title in rows]
         db.session.remove()
         client = app.test_client()

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Deployment, VizApp
 from tests.appchecks import enter
-from tests.factories import CSRFClient, build_app, make_settings, make_user
+from tests.factories import CSRFClient, attach_default_env, build_app, make_settings, make_user
 from tests.security.helpers import JSON, PASSWORD, Site, make_site, raw_get, route_files, visitor
 from tests.serving import LiveServer, serve, start_app
 
@@ -106,6 +106,8 @@ def test_sources_out_of_the_apps_folder_are_refused_at_launch(tmp_path: Path, ap
             db.session.add(VizApp(owner=alice, title=f"t{n}", framework="dash", source=source,
                                   callable="server", port=8050, cpu="500m", memory="512Mi"))  # fmt: skip
         db.session.commit()
+        for row in db.session.scalars(select(VizApp)):
+            attach_default_env(row)  # it may start as far as the backend's own checks
         (apps_dir / "ok" / "app.py").unlink()  # published as a file inside; now a way out
         (apps_dir / "ok" / "app.py").symlink_to(apps_dir.parent / "outside" / "evil.py")
         db.session.remove()
