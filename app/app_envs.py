@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 
 from . import env_builds
 from . import environments as envs
@@ -127,7 +127,7 @@ def resolve(builder: Builder, framework: str, requirements_text: str | None) -> 
     digest = envs.input_hash(f"{wanted}\0{builder.s.index_url}", builder.identity)
     shared = db.session.execute(
         select(Environment.key, Environment.lock_text)
-        .join(VizApp, VizApp.env_key == Environment.key)
+        .join(VizApp, or_(VizApp.env_key == Environment.key, VizApp.pending_env_key == Environment.key))
         .where(VizApp.requirements_hash == digest, Environment.status.in_(("ready", "building")))
         .limit(1)
     ).first()
@@ -147,13 +147,32 @@ def resolve(builder: Builder, framework: str, requirements_text: str | None) -> 
     return Resolved(envs.env_key(builder.identity, lock), lock, digest)
 
 
-def attach(app: VizApp, resolved: Resolved, builder: Builder, *, now: datetime) -> bool:
+def attach(
+    app: VizApp,
+    resolved: Resolved,
+    builder: Builder,
+    *,
+    now: datetime,
+    at_once: bool = False,
+    commit: bool = True,
+) -> bool:
     """Give ``app`` its environment (claiming the build when nobody has it);
-    True if this process must build it now."""
+    True if this process must build it now. A ready one is used at once;
+    otherwise it is the app's pending environment, and the app keeps the one
+    it has (none, for a new app: its owner's and admins' only meanwhile)
+    until :func:`env_builds.promote` switches it. ``at_once``: the app's environment
+    straight away (an app from before environments: it stays listed).
+    ``commit=False``: a new app, not yet saved (publish saves it with its
+    pending key, so it is never listed before its environment is ready)."""
     mine = env_builds.claim(builder, resolved.key, resolved.lock, app.framework, now=now)
-    app.env_key = resolved.key
+    row = db.session.get(Environment, resolved.key)
+    if at_once or resolved.key == app.env_key or (row is not None and row.status == "ready"):
+        app.env_key, app.pending_env_key = resolved.key, None
+    else:
+        app.pending_env_key = resolved.key
     app.requirements_hash = resolved.requirements_hash
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return mine
 
 
@@ -164,10 +183,17 @@ def prepare(app: VizApp, resolved: Resolved | None, settings: Settings, *, foreg
         return
     builder = Builder.from_settings(settings)
     if attach(app, resolved, builder, now=utcnow()):
-        if foreground:
-            env_builds.run_build(builder, resolved.key, now=utcnow())
-        else:
-            build_in_background(resolved.key)
+        build(app, resolved.key, settings, foreground=foreground)
+
+
+def build(app: VizApp, key: str, settings: Settings, *, foreground: bool) -> None:
+    """Build a claimed environment for ``app``, here or in the background;
+    the app switches to it once it is ready (:func:`env_builds.promote`)."""
+    if foreground:
+        env_builds.run_build(Builder.from_settings(settings), key, now=utcnow())
+        db.session.refresh(app)
+    else:
+        build_in_background(key)
 
 
 # --- the background executor ----------------------------------------------------------
@@ -219,11 +245,11 @@ def _background_prepare(flask_app: Flask, app_id: int) -> None:
     with flask_app.app_context():
         try:
             app = db.session.get(VizApp, app_id)
-            if app is None or app.env_key is not None:
+            if app is None or app.env_key is not None or app.pending_env_key is not None:
                 return
             builder = Builder.from_settings(flask_app.config["DORMOUSE"])
             resolved = resolve(builder, app.framework, app.requirements_text)
-            if attach(app, resolved, builder, now=utcnow()):
+            if attach(app, resolved, builder, now=utcnow(), at_once=True):
                 env_builds.run_build(builder, resolved.key, now=utcnow())
         except BuildError as exc:  # e.g. the index is unreachable: the next start asks again
             log.warning("app %s: could not prepare its environment: %s", app_id, exc)
@@ -260,6 +286,7 @@ class EnvState:
     error: str = ""  # uv's message: for the owner and admins only
     size_bytes: int | None = None
     key: str = ""
+    pending: bool = False  # a new environment for an edit: the app runs in its previous one meanwhile
 
     @property
     def words(self) -> str:
@@ -272,7 +299,13 @@ class EnvState:
 
 
 def state_of(app: VizApp) -> EnvState:
-    row = app.environment if app.env_key else None
+    """What the owner sees: the pending environment while there is one
+    (being prepared, or failed), else the app's own."""
+    if app.pending_env_key:
+        row = db.session.get(Environment, app.pending_env_key)
+        if row is not None and row.status != "ready":
+            return EnvState(row.status, row.error or "", row.size_bytes, row.key, app.env_key is not None)
+    row = db.session.get(Environment, app.env_key) if app.env_key else None
     if row is None:
         return EnvState("none")
     return EnvState(row.status, row.error or "", row.size_bytes, row.key)
@@ -280,10 +313,14 @@ def state_of(app: VizApp) -> EnvState:
 
 def python_for(app: VizApp, settings: Settings, *, now: datetime) -> str:
     """The interpreter of the app's ready environment, for its next local
-    deployment; :class:`EnvNotReady` otherwise. Marks the environment used."""
-    if app.env_key is None:  # never resolved (published before environments existed)
+    deployment; :class:`EnvNotReady` otherwise. Marks the environment used.
+    A pending environment that is ready is switched to first."""
+    if app.pending_env_key and env_builds.promote(app.pending_env_key):
+        db.session.refresh(app)
+    if app.env_key is None and app.pending_env_key is None:  # from before environments existed
         prepare_in_background(app.id)
-    row = db.session.get(Environment, app.env_key) if app.env_key else None
+    key = app.env_key or app.pending_env_key  # pending: the first one, not ready yet
+    row = db.session.get(Environment, key) if key else None
     if row is None or row.status == "building":
         raise EnvNotReady(f"{app.title} is being prepared: its Python environment is being built.")
     if row.status == "failed":

@@ -326,6 +326,7 @@ def run_build(builder: Builder, key: str, *, now: datetime) -> Environment:
             built_at=now, build_seconds=time.monotonic() - started,
             builds=Environment.builds + (1 if built else 0),
         )  # fmt: skip
+        promote(key)
     db.session.expire_all()
     row = db.session.get(Environment, key)
     assert row is not None
@@ -347,15 +348,38 @@ def ensure(builder: Builder, key: str, lock: str, framework: str, *, now: dateti
     return row
 
 
+def promote(key: str) -> int:
+    """Switch the apps waiting for ``key`` to it, if it is ready (the end
+    of a build, in whichever process ran it; and :func:`app.app_envs.python_for`, for a
+    build finished just before an app named it). A running deployment keeps
+    its interpreter; the next one uses this. The number of apps switched."""
+    ready = select(Environment.key).where(Environment.key == key, Environment.status == "ready")
+    switched = db.session.execute(
+        update(VizApp)
+        .where(VizApp.pending_env_key == key, VizApp.pending_env_key.in_(ready))
+        .values(env_key=key, pending_env_key=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if switched:
+        log.info("environment %s: %d app(s) switched to it", key[:12], switched)
+    return switched
+
+
 # --- pruning ---------------------------------------------------------------------
 
 
 def unused(s: EnvSettings, *, now: datetime) -> list[Environment]:
-    """Environments no app (not deleted) names, idle longer than ENV_KEEP_UNUSED."""
-    in_use = select(VizApp.env_key).where(VizApp.deleted_at.is_(None), VizApp.env_key.is_not(None))
+    """Environments no app (not deleted) names, as its own or its pending
+    one, idle longer than ENV_KEEP_UNUSED."""
+    live = VizApp.deleted_at.is_(None)
+    in_use = select(VizApp.env_key).where(live, VizApp.env_key.is_not(None))
+    pending = select(VizApp.pending_env_key).where(live, VizApp.pending_env_key.is_not(None))
     cutoff = now - timedelta(seconds=s.keep_unused)
     rows = db.session.scalars(
-        select(Environment).where(Environment.key.not_in(in_use), Environment.status != "building")
+        select(Environment).where(
+            Environment.key.not_in(in_use), Environment.key.not_in(pending), Environment.status != "building"
+        )
     )
     return [r for r in rows if max(filter(None, (r.last_used_at, r.built_at, r.created_at))) <= cutoff]
 
@@ -372,6 +396,9 @@ def prune(builder: Builder, *, now: datetime, dry_run: bool = False) -> list[str
         db.session.execute(
             update(VizApp).where(VizApp.env_key == row.key).values(env_key=None)
         )  # deleted apps only
+        db.session.execute(
+            update(VizApp).where(VizApp.pending_env_key == row.key).values(pending_env_key=None)
+        )
         db.session.delete(row)
         db.session.commit()
         log.info("environment %s: pruned", row.key[:12])

@@ -10,11 +10,11 @@ when an admin did it to someone else's app.
 from __future__ import annotations
 
 from flask_login import AnonymousUserMixin
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from . import lifecycle
 from .extensions import db
-from .models import Deployment, User, VizApp, utcnow
+from .models import Deployment, Environment, User, VizApp, utcnow
 
 
 def reason_for(user: User | AnonymousUserMixin, app: VizApp) -> str:
@@ -30,9 +30,32 @@ def find(owner: str, title: str) -> VizApp | None:
     )
 
 
+def published():
+    """The SQL rule for an app shown to others (besides being public): it
+    has an environment to run in, or is not waiting for its first one (a
+    pending environment that is ready counts, even before the switch)."""
+    return or_(
+        VizApp.env_key.is_not(None),
+        VizApp.pending_env_key.is_(None),
+        VizApp.pending_env_key.in_(select(Environment.key).where(Environment.status == "ready")),
+    )
+
+
+def is_published(app: VizApp) -> bool:
+    """:func:`published` for one app: public, and not waiting for its first
+    environment (being prepared or failed: its owner's and admins' only)."""
+    if not app.is_public:
+        return False
+    if app.env_key is not None or app.pending_env_key is None:
+        return True
+    row = db.session.get(Environment, app.pending_env_key)
+    return row is not None and row.status == "ready"
+
+
 def visible_apps(user: User | AnonymousUserMixin) -> list[VizApp]:
-    """The apps (not deleted) ``user`` may see, newest first: the public ones,
-    a user's own private ones too, and every app for an admin."""
+    """The apps (not deleted) ``user`` may see, newest first: the public ones
+    whose first environment is ready (:func:`published`), a user's own
+    private or unready ones too, and every app for an admin."""
     query = (
         select(VizApp)
         .join(User)
@@ -40,17 +63,18 @@ def visible_apps(user: User | AnonymousUserMixin) -> list[VizApp]:
         .order_by(VizApp.created_at.desc(), VizApp.id.desc())
     )
     if not isinstance(user, User):
-        query = query.where(VizApp.is_public.is_(True))
+        query = query.where(VizApp.is_public.is_(True), published())
     elif not user.is_admin:
-        query = query.where(or_(VizApp.is_public.is_(True), VizApp.owner_id == user.id))
+        query = query.where(or_(and_(VizApp.is_public.is_(True), published()), VizApp.owner_id == user.id))
     return list(db.session.scalars(query))
 
 
 def owned_apps(owner: User, *, with_private: bool) -> list[VizApp]:
-    """The owner's apps not deleted, newest first; private ones only if asked."""
+    """The owner's apps not deleted, newest first; private ones (and those
+    waiting for their first environment) only if asked."""
     query = select(VizApp).where(VizApp.owner_id == owner.id, VizApp.deleted_at.is_(None))
     if not with_private:
-        query = query.where(VizApp.is_public.is_(True))
+        query = query.where(VizApp.is_public.is_(True), published())
     return list(db.session.scalars(query.order_by(VizApp.created_at.desc(), VizApp.id.desc())))
 
 

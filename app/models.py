@@ -159,16 +159,23 @@ class VizApp(db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Its own packages (local backend, app/env_builds.py): the accepted lines
     # of its requirements.txt (None: none, the framework's default
-    # environment), the hash of what is resolved for it, and the environment
-    # it runs in (None until its requirements are resolved).
+    # environment), the hash of what is resolved for it, the environment
+    # it runs in (None until its first one is ready, or for an app from before
+    # environments), and the one being built for it (first publish, or an edit
+    # that changed its requirements: it replaces env_key once ready;
+    # app/app_envs.py). An app with no env_key but a pending one is its
+    # owner's and admins' only (managing.published).
     requirements_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     requirements_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     env_key: Mapped[str | None] = mapped_column(
         ForeignKey("environments.key", ondelete="SET NULL"), nullable=True, index=True
     )
+    pending_env_key: Mapped[str | None] = mapped_column(
+        ForeignKey("environments.key", ondelete="SET NULL"), nullable=True, index=True
+    )
 
     owner: Mapped[User] = relationship(back_populates="apps")
-    environment: Mapped[Environment | None] = relationship()
+    environment: Mapped[Environment | None] = relationship(foreign_keys=[env_key])
     deployments: Mapped[list[Deployment]] = relationship(
         back_populates="app", cascade="all, delete-orphan", passive_deletes=True
     )

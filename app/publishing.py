@@ -21,7 +21,7 @@ from . import app_environment, app_envs, security
 from .backends import frameworks
 from .config import Settings
 from .extensions import db
-from .models import User, VizApp
+from .models import User, VizApp, utcnow
 from .slugs import slug_error
 
 # Python names (a Dash callable).
@@ -338,11 +338,17 @@ def publish(owner: User, data: AppInput, settings: Settings, *, build_now: bool 
         )
     resolved = resolved_environment(values, settings)
     app = VizApp(owner=owner, **values)
+    # Claimed before the app is saved, so it is saved with its pending
+    # environment: nobody else sees it until that is ready.
+    mine = resolved is not None and app_envs.attach(
+        app, resolved, app_envs.Builder.from_settings(settings), now=utcnow(), commit=False
+    )
     db.session.add(app)
     try:
         db.session.commit()
-    except IntegrityError:  # a simultaneous publish of the same title
+    except IntegrityError:  # a simultaneous publish of the same title (a claimed build: the sweep's retry)
         db.session.rollback()
         raise PublishError({"title": f"You already have an app called {values['title']!r}."}) from None
-    app_envs.prepare(app, resolved, settings, foreground=build_now)
+    if mine and resolved is not None:
+        app_envs.build(app, resolved.key, settings, foreground=build_now)
     return app

@@ -18,11 +18,12 @@ bp = Blueprint("gallery", __name__)
 
 def visible_app(owner: str, title: str) -> VizApp:
     """The app at /<owner>/<title>/, or 404 if it does not exist or the
-    visitor may not see it (private apps are for their owner and admins)."""
+    visitor may not see it (private apps, and apps whose first environment
+    is not ready, are for their owner and admins)."""
     app = managing.find(owner, title)
     if app is None:
         abort(404)
-    if not app.is_public and not may_manage(current_user, app):
+    if not managing.is_published(app) and not may_manage(current_user, app):
         abort(404)
     return app
 
