@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, select
 
 from . import env_builds
 from . import environments as envs
@@ -127,7 +127,8 @@ def resolve(builder: Builder, framework: str, requirements_text: str | None) -> 
     digest = envs.input_hash(f"{wanted}\0{builder.s.index_url}", builder.identity)
     shared = db.session.execute(
         select(Environment.key, Environment.lock_text)
-        .join(VizApp, or_(VizApp.env_key == Environment.key, VizApp.pending_env_key == Environment.key))
+        # an app's requirements_hash is its pending environment's while it has one
+        .join(VizApp, func.coalesce(VizApp.pending_env_key, VizApp.env_key) == Environment.key)
         .where(VizApp.requirements_hash == digest, Environment.status.in_(("ready", "building")))
         .limit(1)
     ).first()

@@ -337,7 +337,7 @@ def publish(owner: User, data: AppInput, settings: Settings, *, build_now: bool 
             {"title": f"You have published {published} apps, the most one account may have here."}
         )
     resolved = resolved_environment(values, settings)
-    app = VizApp(owner=owner, **values)
+    app = VizApp(owner_id=owner.id, **values)  # not owner=: that would add it to the session before its key
     # Claimed before the app is saved, so it is saved with its pending
     # environment: nobody else sees it until that is ready.
     mine = resolved is not None and app_envs.attach(

@@ -21,7 +21,9 @@ from tests.factories import CSRFClient
 from tests.sites import HX, JSON, Site
 
 VIEWERS = ("anonymous", "other", "owner", "admin")
-APPS = {"public": "wave", "private": "secret"}
+# "unready": public, but its first environment is not built yet (app/managing.py:
+# published): for its owner and admins only, like a private app.
+APPS = {"public": "wave", "private": "secret", "unready": "brewing"}
 EXPIRED = "session has expired"  # the CSRF refusal's message
 NOTHING_HERE = {"error": "There is nothing here.", "status": 404}
 

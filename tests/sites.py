@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app import lifecycle
 from app.extensions import db
-from app.models import Deployment, VizApp
+from app.models import Deployment, Environment, VizApp, utcnow
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.fakes import FakeBackend
 
@@ -84,6 +84,16 @@ def make_site(tmp_path: Path) -> Iterator[Site]:
             make_user("root", PASSWORD, admin=True)
             make_app(alice, "wave", description="A public wave.")
             make_app(alice, "secret", description="A private plot.", is_public=False)
+            brewing = make_app(alice, "brewing", description="Its first environment is being built.")
+            db.session.add(
+                Environment(
+                    key="b" * 64, status="building", framework="dash", python="test",
+                    lock_text="dash==4.0.0\n", created_at=utcnow(),
+                )
+            )  # fmt: skip
+            db.session.flush()
+            brewing.env_key, brewing.pending_env_key = None, "b" * 64  # public, but not published yet
+            db.session.commit()
             db.session.remove()
         yield Site(app, backend)
     finally:

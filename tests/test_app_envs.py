@@ -143,11 +143,12 @@ def test_the_web_form_builds_in_the_background_and_viewers_wait_for_it(env_app: 
     answer = owner.post("/publish", data=form)
     assert answer.status_code == 302, answer.get_data(as_text=True)
     app_row = db.session.scalar(select(VizApp).where(VizApp.title == "hum"))
-    assert app_row is not None and app_row.owner_id == alice.id and app_row.env_key
+    assert app_row is not None and app_row.owner_id == alice.id
+    assert app_row.env_key is None and app_row.pending_env_key  # its first: others see it once ready
 
     def ready() -> bool:
         db.session.expire_all()
-        return db.session.get(Environment, app_row.env_key).status == "ready"  # type: ignore[union-attr]
+        return app_row.env_key is not None and app_envs.state_of(app_row).label == "ready"
 
     wait_for(ready, 240, "the background build")
     page = owner.get("/alice/hum/").get_data(as_text=True)

@@ -54,7 +54,12 @@ def app_json(app: VizApp, state: AppState, user: User) -> dict[str, object]:
 def _environment(app: VizApp) -> dict[str, object]:
     """The app's Python environment (local backend), as its owner's page shows it."""
     env = app_envs.state_of(app)
-    return {"status": env.label, "error": env.error or None, "size_bytes": env.size_bytes}
+    return {
+        "status": env.label,
+        "error": env.error or None,
+        "size_bytes": env.size_bytes,
+        "pending": env.pending,
+    }
 
 
 def deployment_json(dep: Deployment | None, user: User) -> dict[str, object]:
