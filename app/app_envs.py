@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 
 from . import env_builds
 from . import environments as envs
@@ -161,7 +161,7 @@ def attach(
     True if this process must build it now. A ready one is used at once;
     otherwise it is the app's pending environment, and the app keeps the one
     it has (none, for a new app: its owner's and admins' only meanwhile)
-    until :func:`env_builds.promote` switches it. ``at_once``: the app's environment
+    until :func:`promote` switches it. ``at_once``: the app's environment
     straight away (an app from before environments: it stays listed).
     ``commit=False``: a new app, not yet saved (publish saves it with its
     pending key, so it is never listed before its environment is ready)."""
@@ -177,6 +177,24 @@ def attach(
     return mine
 
 
+def promote(key: str) -> int:
+    """Switch the apps waiting for ``key`` to it, if it is ready (the end
+    of a build, in whichever process ran it; and :func:`python_for`, for a
+    build finished just before an app named it). A running deployment keeps
+    its interpreter; the next one uses this. The number of apps switched."""
+    ready = select(Environment.key).where(Environment.key == key, Environment.status == "ready")
+    switched = db.session.execute(
+        update(VizApp)
+        .where(VizApp.pending_env_key == key, VizApp.pending_env_key.in_(ready))
+        .values(env_key=key, pending_env_key=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    if switched:
+        log.info("environment %s: %d app(s) switched to it", key[:12], switched)
+    return switched
+
+
 def prepare(app: VizApp, resolved: Resolved | None, settings: Settings, *, foreground: bool) -> None:
     """After a publish or an edit: attach the resolved environment and build
     it, here (``foreground``: the CLI) or in the background (the web)."""
@@ -189,9 +207,10 @@ def prepare(app: VizApp, resolved: Resolved | None, settings: Settings, *, foreg
 
 def build(app: VizApp, key: str, settings: Settings, *, foreground: bool) -> None:
     """Build a claimed environment for ``app``, here or in the background;
-    the app switches to it once it is ready (:func:`env_builds.promote`)."""
+    the app switches to it once it is ready (:func:`promote`)."""
     if foreground:
         env_builds.run_build(Builder.from_settings(settings), key, now=utcnow())
+        promote(key)
         db.session.refresh(app)
     else:
         build_in_background(key)
@@ -221,6 +240,7 @@ def _background_build(flask_app: Flask, key: str) -> None:
     with flask_app.app_context():
         try:
             env_builds.run_build(Builder.from_settings(flask_app.config["DORMOUSE"]), key, now=utcnow())
+            promote(key)  # in whichever process built it: the apps waiting for it switch
         except Exception:
             log.exception("environment %s: background build failed", key[:12])
         finally:
@@ -316,7 +336,7 @@ def python_for(app: VizApp, settings: Settings, *, now: datetime) -> str:
     """The interpreter of the app's ready environment, for its next local
     deployment; :class:`EnvNotReady` otherwise. Marks the environment used.
     A pending environment that is ready is switched to first."""
-    if app.pending_env_key and env_builds.promote(app.pending_env_key):
+    if app.pending_env_key and promote(app.pending_env_key):
         db.session.refresh(app)
     if app.env_key is None and app.pending_env_key is None:  # from before environments existed
         prepare_in_background(app.id)

@@ -89,6 +89,7 @@ def envs_build(app_path: str) -> None:
         _fail(f"{app_path}: {exc}")
     app_envs.attach(app, resolved, builder, now=utcnow())
     row = env_builds.ensure(builder, resolved.key, resolved.lock, app.framework, now=utcnow())
+    app_envs.promote(resolved.key)
     if row.status != "ready":
         _fail(f"{app_path}: the environment is {row.status}. {row.error or ''}".strip())
     click.echo(f"{app_path}: environment {row.key[:12]} ready ({_mb(row.size_bytes)})")

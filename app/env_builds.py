@@ -326,7 +326,6 @@ def run_build(builder: Builder, key: str, *, now: datetime) -> Environment:
             built_at=now, build_seconds=time.monotonic() - started,
             builds=Environment.builds + (1 if built else 0),
         )  # fmt: skip
-        promote(key)
     db.session.expire_all()
     row = db.session.get(Environment, key)
     assert row is not None
@@ -346,24 +345,6 @@ def ensure(builder: Builder, key: str, lock: str, framework: str, *, now: dateti
     row = db.session.get(Environment, key)
     assert row is not None
     return row
-
-
-def promote(key: str) -> int:
-    """Switch the apps waiting for ``key`` to it, if it is ready (the end
-    of a build, in whichever process ran it; and :func:`app.app_envs.python_for`, for a
-    build finished just before an app named it). A running deployment keeps
-    its interpreter; the next one uses this. The number of apps switched."""
-    ready = select(Environment.key).where(Environment.key == key, Environment.status == "ready")
-    switched = db.session.execute(
-        update(VizApp)
-        .where(VizApp.pending_env_key == key, VizApp.pending_env_key.in_(ready))
-        .values(env_key=key, pending_env_key=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    if switched:
-        log.info("environment %s: %d app(s) switched to it", key[:12], switched)
-    return switched
 
 
 # --- pruning ---------------------------------------------------------------------

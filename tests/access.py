@@ -32,6 +32,12 @@ def visible(viewer: str, visibility: str) -> bool:
     return visibility == "public" or viewer in ("owner", "admin")
 
 
+# Who opens which app in the matrices. The unready app's owner and admins see
+# it but cannot start it (no ready environment): tests/test_env_publish_gate.py
+# covers what they see; here, that everyone else gets the missing app's 404.
+CASES = [(v, a) for a in APPS for v in VIEWERS if not (a == "unready" and visible(v, a))]
+
+
 def assert_hidden(client: CSRFClient, method: str, path: str, title: str, **kwargs) -> None:
     """404, and the very answer an app that does not exist gets."""
     call = client.post if method == "POST" else client.get

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.auth import get_user
-from tests.access import APPS, VIEWERS, app_row, visible
+from tests.access import APPS, CASES, app_row, visible
 from tests.factories import CSRFClient, bearer, make_token
 from tests.sites import USERNAMES, Site, make_site
 
@@ -189,8 +189,7 @@ API_CHECKS: dict[tuple[str, str], ApiCheck] = {
 }
 
 
-@pytest.mark.parametrize("visibility", list(APPS))
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize(("viewer", "visibility"), CASES)
 def test_api_routes(site: Site, viewer: str, visibility: str) -> None:
     headers = headers_for(site, viewer)
     for (endpoint, method), check in API_CHECKS.items():

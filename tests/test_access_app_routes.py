@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.access import APPS, VIEWERS, app_row, assert_hidden, visible
+from tests.access import APPS, CASES, app_row, assert_hidden, visible
 from tests.factories import CSRFClient
 from tests.sites import HX, JSON, USERNAMES, Site, make_site, who
 
@@ -225,8 +225,7 @@ APP_CHECKS: dict[tuple[str, str], AppCheck] = {
 }
 
 
-@pytest.mark.parametrize("visibility", APPS)
-@pytest.mark.parametrize("viewer", VIEWERS)
+@pytest.mark.parametrize(("viewer", "visibility"), CASES)
 def test_app_routes(site: Site, viewer: str, visibility: str) -> None:
     title, shown = APPS[visibility], visible(viewer, visibility)
     for (endpoint, method), check in APP_CHECKS.items():
