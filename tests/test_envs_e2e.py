@@ -92,9 +92,10 @@ def screenshots() -> Path:
 
 def test_published_from_the_form_a_viewer_sees_it_being_prepared_then_the_app(tmp_path: Path) -> None:
     """The build is held back (the test holds its key's lock, as a slow build
-    would): the owner's page says "being prepared", so does the viewer's viz
+    would): the owner's page says "being prepared", so does the owner's viz
     page, which creates no deployment and turns into the app by itself once
-    the environment is ready."""
+    the environment is ready; a viewer gets 404 until then (the app is not
+    published before its first environment is ready), the app after."""
     import fcntl
 
     from app import environments as envs
@@ -137,14 +138,22 @@ def test_published_from_the_form_a_viewer_sees_it_being_prepared_then_the_app(tm
                 page.get_by_role("button", name="Publish", exact=True).click()
                 page.wait_for_url(f"{server.site}/alice/hum/", timeout=60_000)
                 assert page.get_attribute(".env", "data-env") == "building"
+                assert "Only you and admins see this app" in (page.text_content(".env") or "")
 
                 watching = viewer.new_page()
-                watching.goto(f"{server.site}/alice/hum/viz/")
-                watching.get_by_text("hum is being prepared").wait_for(timeout=30_000)
-                watching.screenshot(path=str(screenshots() / "envs-being-prepared.png"))
+                assert watching.goto(f"{server.site}/alice/hum/viz/").status == 404  # not published yet
+                assert "/alice/hum/" not in watching.goto(f"{server.site}/").text()  # type: ignore[union-attr]
+                mine = owner.new_page()
+                mine.goto(f"{server.site}/alice/hum/viz/")
+                mine.get_by_text("hum is being prepared").wait_for(timeout=30_000)
+                mine.screenshot(path=str(screenshots() / "envs-being-prepared.png"))
                 assert server.status("/alice/hum/")["status"] == "none"  # no deployment was made
-            # released: the build runs, and the viewer's page asks again until the app shows
-            watching.wait_for_selector("iframe.viz-frame", timeout=120_000)
+            # released: the build runs, and the owner's viz page asks again until the app shows
+            mine.wait_for_selector("iframe.viz-frame", timeout=120_000)
+            mine.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first.wait_for(timeout=60_000)
+            # and the app is published by itself: the viewer now gets it
+            assert watching.goto(f"{server.site}/alice/hum/viz/").status == 200  # type: ignore[union-attr]
+            watching.wait_for_selector("iframe.viz-frame", timeout=60_000)
             graph = watching.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first
             graph.wait_for(timeout=60_000)
             page.reload()
