@@ -158,7 +158,8 @@ def attach(
     commit: bool = True,
 ) -> bool:
     """Give ``app`` its environment (claiming the build when nobody has it);
-    True if this process must build it now. A ready one is used at once;
+    True if this process must build it now. A ready one is used at once (so
+    is any when the app's own is not ready: nothing to keep running);
     otherwise it is the app's pending environment, and the app keeps the one
     it has (none, for a new app: its owner's and admins' only meanwhile)
     until :func:`promote` switches it. ``at_once``: the app's environment
@@ -167,7 +168,14 @@ def attach(
     pending key, so it is never listed before its environment is ready)."""
     mine = env_builds.claim(builder, resolved.key, resolved.lock, app.framework, now=now)
     row = db.session.get(Environment, resolved.key)
-    if at_once or resolved.key == app.env_key or (row is not None and row.status == "ready"):
+    current = db.session.get(Environment, app.env_key) if app.env_key else None
+    working = current is not None and current.status == "ready"  # else nothing to keep running
+    if (
+        at_once
+        or resolved.key == app.env_key
+        or (row is not None and row.status == "ready")
+        or (app.env_key is not None and not working)
+    ):
         app.env_key, app.pending_env_key = resolved.key, None
     else:
         app.pending_env_key = resolved.key

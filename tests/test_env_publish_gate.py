@@ -207,3 +207,21 @@ def test_an_edit_keeps_viewers_on_the_old_environment_until_the_new_one_is_ready
     app = the_app("wave")
     assert app.env_key == new and app.pending_env_key is None
     assert app_envs.python_for(app, settings, now=utcnow()).endswith(f"{new}/bin/python")
+
+
+def test_an_edit_of_an_app_whose_environment_failed_moves_it_at_once(
+    gate_app: Flask, apps: Path, held: list[str]
+) -> None:
+    settings = gate_app.config["DORMOUSE"]
+    data = AppInput(title="wave", framework="dash", source="dash-wave/app.py:server")
+    app = publish(make_user("alice"), data, settings, build_now=True)
+    old = app.env_key
+    assert old is not None
+    fail(old, "error: the old one broke")  # nothing to keep running
+    (apps / "dash-wave" / "requirements.txt").write_text("dash\nhumanize\n")
+    edit(the_app("wave"), input_of(the_app("wave")), settings)
+    app = the_app("wave")
+    assert app.env_key == held[0] != old and app.pending_env_key is None
+    with pytest.raises(app_envs.EnvNotReady) as caught:
+        app_envs.python_for(app, settings, now=utcnow())
+    assert not caught.value.failed  # viewers see "being prepared", not the old failure

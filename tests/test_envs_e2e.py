@@ -147,7 +147,9 @@ def test_published_from_the_form_a_viewer_sees_it_being_prepared_then_the_app(tm
                 mine.goto(f"{server.site}/alice/hum/viz/")
                 mine.get_by_text("hum is being prepared").wait_for(timeout=30_000)
                 mine.screenshot(path=str(screenshots() / "envs-being-prepared.png"))
-                assert server.status("/alice/hum/")["status"] == "none"  # no deployment was made
+                asked = "fetch('/alice/hum/viz/status', {headers: {Accept: 'application/json'}})"
+                status = page.evaluate(asked + ".then(r => r.json())")  # as its owner
+                assert status["status"] == "none"  # no deployment was made
             # released: the build runs, and the owner's viz page asks again until the app shows
             mine.wait_for_selector("iframe.viz-frame", timeout=120_000)
             mine.frame_locator("iframe.viz-frame").locator("#wave .main-svg").first.wait_for(timeout=60_000)
