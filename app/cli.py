@@ -142,6 +142,7 @@ def users_disable(username: str) -> None:
     default="",
     help="Its requirements file, relative to APPS_DIR (default: requirements.txt beside the source).",
 )
+@click.option("--monthly-budget", default="", help="Dollars a month it may cost; it does not start past it.")
 def apps_publish(
     owner: str,
     title: str,
@@ -157,6 +158,7 @@ def apps_publish(
     embed_origins: tuple[str, ...],
     private: bool,
     requirements: str,
+    monthly_budget: str,
 ) -> None:
     """Publish an app for OWNER; its environment is built before this returns."""
     user = get_user(owner)
@@ -176,6 +178,7 @@ def apps_publish(
         embed_origins="\n".join(embed_origins),
         is_public=not private,
         requirements=requirements,
+        monthly_budget=monthly_budget,
     )
     try:
         app = publish(user, data, current_app.config["DORMOUSE"], build_now=True)

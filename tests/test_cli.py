@@ -48,6 +48,10 @@ def test_apps_publish(runner, alice):
     assert "/alice/sliders/viz/" in ok.output
     app = db.session.scalar(select(VizApp).where(VizApp.title == "sliders"))
     assert app.framework == "bokeh" and app.port == 5006 and app.env == {"COLOR": "red"}
+    assert app.monthly_budget is None
+    budgeted = publish(runner, "waved", "dash", "--source", "dash-wave/app.py", "--monthly-budget", "12.50")
+    assert budgeted.exit_code == 0, budgeted.output
+    assert db.session.scalar(select(VizApp.monthly_budget).where(VizApp.title == "waved")) == 12.5
 
     escape = publish(runner, "x", "dash", "--source", "/etc/passwd")
     assert escape.exit_code == 1 and "relative path inside the apps folder" in escape.output
@@ -57,7 +61,9 @@ def test_apps_publish(runner, alice):
     assert port.exit_code == 1 and "1024 to 65535" in port.output
     nobody = publish(runner, "x", "dash", "--source", "dash-wave/app.py", owner="nobody")
     assert nobody.exit_code == 1 and "No user 'nobody'" in nobody.output
-    assert db.session.scalar(select(func.count(VizApp.id))) == 1
+    broke = publish(runner, "x", "dash", "--source", "dash-wave/app.py", "--monthly-budget", "-3")
+    assert broke.exit_code == 1 and "monthly_budget" in broke.output
+    assert db.session.scalar(select(func.count(VizApp.id))) == 2
 
 
 def test_demo_load_is_idempotent(runner):
