@@ -80,6 +80,19 @@ class Plot:
         return not self.bars
 
 
+def _frame(height: float, bottom: float, left: float = LEFT) -> dict[str, float]:
+    """A plot's size and plotting area: the width and the right and top
+    margins are the same for every plot."""
+    return {
+        "width": WIDTH,
+        "height": height,
+        "left": left,
+        "right": WIDTH - RIGHT,
+        "top": TOP,
+        "bottom": bottom,
+    }
+
+
 def duration_words(seconds: float) -> str:
     s = int(round(seconds))
     if s < 60:
@@ -187,12 +200,7 @@ def timeline(
         id=plot_id,
         title=title,
         desc=desc + ".",
-        width=WIDTH,
-        height=_r(height),
-        left=TIMELINE_LEFT,
-        right=WIDTH - RIGHT,
-        top=TOP,
-        bottom=_r(bottom),
+        **_frame(_r(height), _r(bottom), left=TIMELINE_LEFT),
         x_label="time (UTC)",
         y_label="",
         bars=tuple(bars),
@@ -250,12 +258,7 @@ def hours_per_day(
         id=plot_id,
         title=title,
         desc=desc + ".",
-        width=WIDTH,
-        height=_r(height),
-        left=LEFT,
-        right=WIDTH - RIGHT,
-        top=TOP,
-        bottom=_r(bottom),
+        **_frame(_r(height), _r(bottom)),
         x_label="day (UTC)",
         y_label="hours",
         bars=tuple(bars),
@@ -292,12 +295,7 @@ def cold_start_histogram(
             id=plot_id,
             title=title,
             desc="No cold starts in this window.",
-            width=WIDTH,
-            height=TOP + BAR_HEIGHT + BOTTOM,
-            left=LEFT,
-            right=WIDTH - RIGHT,
-            top=TOP,
-            bottom=TOP + BAR_HEIGHT,
+            **_frame(TOP + BAR_HEIGHT + BOTTOM, TOP + BAR_HEIGHT),
             x_label="seconds from request to ready",
             y_label="deployments",
             empty_text="No deployment became ready in this window.",
@@ -336,12 +334,7 @@ def cold_start_histogram(
         id=plot_id,
         title=title,
         desc=desc + ".",
-        width=WIDTH,
-        height=_r(height),
-        left=LEFT,
-        right=WIDTH - RIGHT,
-        top=TOP,
-        bottom=_r(bottom),
+        **_frame(_r(height), _r(bottom)),
         x_label="seconds from request to ready",
         y_label="deployments",
         bars=tuple(bars),
