@@ -216,6 +216,7 @@ def test_the_edit_form_is_prefilled_and_hides_environment_values(client, alice):
     assert "A wave." in html and "dash-wave/app.py:server" in html
     assert "API_TOKEN=********" in html and "MODE=********" in html and "s3cr3t" not in html
     assert 'name="title"' not in html and 'name="framework"' not in html  # they stay
+    assert ">Save</button>" in html and 'href="/alice/">Cancel</a>' in html
 
 
 def test_edit_saves_keeps_hidden_values_and_applies_to_the_next_deployment(client, alice, fake_backend):

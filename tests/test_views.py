@@ -213,7 +213,11 @@ def test_login_logout(client, alice):
     assert bad.status_code == 400 and "Wrong username or password" in bad.get_data(as_text=True)
     ok = client.post("/login?next=/publish", data={"username": "alice", "password": "correct-horse"})
     assert ok.status_code == 302 and ok.headers["Location"] == "/publish"
-    assert client.get("/publish").status_code == 200
+    form = client.get("/publish")
+    assert form.status_code == 200
+    html = form.get_data(as_text=True)
+    assert 'name="title"' in html and 'name="framework"' in html and ">Publish</button>" in html
+    assert "Cancel" not in html
     evil = client.post(
         "/login?next=//evil.example/x", data={"username": "alice", "password": "correct-horse"}
     )
