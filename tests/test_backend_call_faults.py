@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,10 @@ class Setup:
         return response.get_json()
 
     def running(self) -> dict:
-        """Start the app and wait (polling as the page does) until it runs."""
+        """Start the app if it is not running, and wait (polling as the page
+        does) until it runs."""
+        if self.status()["status"] == "running":
+            return self.status()
         self.start()
         return wait_for(lambda: (s := self.status())["status"] == "running" and s, DEADLINE, "the app to run")
 
@@ -151,8 +155,10 @@ def clear(text: str) -> None:
         assert word not in text, (word, text[:500])
 
 
-@pytest.fixture
-def faulty(tmp_path: Path) -> Iterator[Setup]:
+@contextmanager
+def faulty_app(tmp_path: Path) -> Iterator[Setup]:
+    """Dormouse on the faulty local backend, alice's plain app published, in
+    an app context; every app process is stopped afterwards, whatever happened."""
     settings = make_settings(tmp_path, APPS_DIR=str(apps_dir(tmp_path)), START_TIMEOUT="60")
     app = build_app(settings)
     app.test_client_class = CSRFClient
@@ -169,6 +175,29 @@ def faulty(tmp_path: Path) -> Iterator[Setup]:
             finally:
                 db.session.remove()
                 db.engine.dispose()
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[Setup]:
+    """A Dormouse of the test's own."""
+    with faulty_app(tmp_path) as setup:
+        yield setup
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """One Dormouse for the tests after which its app runs on, untouched."""
+    with faulty_app(tmp_path_factory.mktemp("faults")) as setup:
+        yield setup
+
+
+@pytest.fixture
+def warm(shared: Setup) -> Iterator[Setup]:
+    """The shared Dormouse with its app running; the fault cleared after the test."""
+    try:
+        yield shared
+    finally:
+        shared.backend.disarm()
 
 
 # --- create: the viewer's start ------------------------------------------------
@@ -243,7 +272,8 @@ def test_a_fault_at_stop_stops_the_row_and_the_sweep_the_process(faulty: Setup, 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_fault_at_list_changes_nothing_and_the_next_sweep_reconciles(faulty: Setup, kind: str) -> None:
+def test_a_fault_at_list_changes_nothing_and_the_next_sweep_reconciles(warm: Setup, kind: str) -> None:
+    faulty = warm
     running = faulty.running()
     faulty.backend.arm("list", kind)
     report = sweep.sweep()
@@ -262,7 +292,8 @@ def test_a_fault_at_list_changes_nothing_and_the_next_sweep_reconciles(faulty: S
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_fault_at_url_answers_clearly_and_leaves_the_app_running(faulty: Setup, kind: str) -> None:
+def test_a_fault_at_url_answers_clearly_and_leaves_the_app_running(warm: Setup, kind: str) -> None:
+    faulty = warm
     running = faulty.running()
     faulty.backend.arm("url", kind)
     json_answer = faulty.viewer.get("/alice/plain/viz/status", headers=JSON)
@@ -292,7 +323,8 @@ def test_a_fault_at_url_answers_clearly_and_leaves_the_app_running(faulty: Setup
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_fault_at_logs_tells_the_owner_and_leaves_the_app_running(faulty: Setup, kind: str) -> None:
+def test_a_fault_at_logs_tells_the_owner_and_leaves_the_app_running(warm: Setup, kind: str) -> None:
+    faulty = warm
     faulty.running()
     faulty.backend.arm("logs", kind)
     page = faulty.owner.get("/alice/plain/logs")
