@@ -34,14 +34,15 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 SLOW = "/demo/slow/"
-START_DELAY = 4  # seconds the app sleeps before it serves: the window the server is killed in
+START_DELAY = 3  # seconds the app sleeps before it serves: the window the server is killed in
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path, APPS_DIR=str(apps_dir(tmp_path)), SWEEP_INTERVAL="3600", START_TIMEOUT="120")
     try:
-        live.prepare()
+        live.flask("db", "upgrade")
+        live.flask("users", "create", "demo", "--password-stdin", stdin="correct-horse\n")
         live.flask("apps", "publish", "--owner", "demo", "--title", "slow", "--framework", "dash",
                    "--source", PLAIN_SOURCE, "--env", f"START_DELAY={START_DELAY}")  # fmt: skip
         yield live

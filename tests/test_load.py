@@ -54,10 +54,11 @@ PLAIN = "/demo/plain/"
 
 
 @contextmanager
-def serving(tmp_path: Path, database_url: str | None = None) -> Iterator[LiveServer]:
-    """The product behind its front door with the demos and the plain fixture
-    app (demo/plain) published, on SQLite or on ``database_url``; every
-    process it started is stopped afterwards, whatever happened."""
+def serving(tmp_path: Path, database_url: str | None = None, demos: bool = True) -> Iterator[LiveServer]:
+    """The product behind its front door with the plain fixture app
+    (demo/plain) published, and the demos unless told otherwise, on SQLite or
+    on ``database_url``; every process it started is stopped afterwards,
+    whatever happened."""
     live = LiveServer(
         tmp_path,
         APPS_DIR=str(apps_dir(tmp_path)),
@@ -69,7 +70,11 @@ def serving(tmp_path: Path, database_url: str | None = None) -> Iterator[LiveSer
     if database_url:
         live.env["DATABASE_URL"] = database_url
     try:
-        live.prepare()
+        if demos:
+            live.prepare()
+        else:
+            live.flask("db", "upgrade")
+            live.flask("users", "create", "demo", "--password-stdin", stdin="correct-horse\n")
         live.flask("apps", "publish", "--owner", "demo", "--title", "plain", "--framework", "dash",
                    "--source", PLAIN_SOURCE)  # fmt: skip
         live.launch()
@@ -103,7 +108,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
     if request.param == "sqlite":
         yield request.getfixturevalue("sqlite_server")
         return
-    with serving(tmp_path, request.getfixturevalue("postgres_db_url")) as live:
+    with serving(tmp_path, request.getfixturevalue("postgres_db_url"), demos=False) as live:
         yield live
 
 
