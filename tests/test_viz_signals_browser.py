@@ -1,7 +1,8 @@
 """The viz page's signals, in real Chromium, served as `make run` serves it
 (the local backend, Traefik in front): the page pings the moment it regains
 focus (the timer's next tick is an hour away), and says goodbye when it is
-closed or navigated away from; the sweep (run here with a clock set past the
+closed or navigated away from (and hello again when restored from the
+back/forward cache, steered here by dispatching the events); the sweep (run here with a clock set past the
 grace, not waiting a minute) then stops the app whose last page closed, while
 another open tab keeps it. The CSP is watched.
 
@@ -106,21 +107,32 @@ def test_focus_pings_at_once_and_the_last_goodbye_lets_the_sweep_stop_it(server,
         first.evaluate("() => window.dispatchEvent(new Event('focus'))")
         assert first.evaluate("window.dormouseViz.lastPingAt()") == sent
 
+        # put in the back/forward cache and restored (the events as the browser
+        # sends them): a goodbye, then a hello that counts the page again; the
+        # same deployment still runs, so the app is not reloaded
+        first.evaluate("() => { window.signalsMarker = 'kept'; }")
+        first.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true}))")
+        server.wait(lambda: deployment(server, name)["goodbyes"] == 1, 30, "the cached page's goodbye")
+        first.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+        server.wait(lambda: deployment(server, name)["page_loads"] == 2, 30, "the restored page's hello")
+        assert first.get_attribute("#viz-status", "data-deployment") == name
+        assert first.evaluate("window.signalsMarker") == "kept"
+
         # a second tab shows the same deployment: two pages open
         second = context.new_page()
         second.goto(f"{server.site}{APP}viz/")
         assert running_app(second) == name
-        assert deployment(server, name)["page_loads"] == 2
+        assert deployment(server, name)["page_loads"] == 3
 
         # the first navigates away: its goodbye is recorded; the other tab keeps the app
         first.goto(f"{server.site}/")
-        server.wait(lambda: deployment(server, name)["goodbyes"] == 1, 30, "the first page's goodbye")
+        server.wait(lambda: deployment(server, name)["goodbyes"] == 2, 30, "the first page's goodbye")
         kept = deployment(server, name, sweep_after=GRACE + 1)
         assert kept["status"] == "running", kept
 
         # the last page is closed: its goodbye too; stopped once the grace is past
         second.close(run_before_unload=True)
-        server.wait(lambda: deployment(server, name)["goodbyes"] == 2, 30, "the last page's goodbye")
+        server.wait(lambda: deployment(server, name)["goodbyes"] == 3, 30, "the last page's goodbye")
         assert deployment(server, name, sweep_after=GRACE - 5)["status"] == "running"
         gone = deployment(server, name, sweep_after=GRACE + 1)
         assert (gone["status"], gone["stop_reason"]) == ("stopped", "idle"), gone
