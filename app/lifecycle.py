@@ -42,7 +42,13 @@ def backend() -> Backend:
 
 def limits(s: Settings | None = None) -> idle.IdleLimits:
     s = s or settings()
-    return idle.IdleLimits(s.idle_load_timeout, s.idle_ping_timeout, s.start_timeout)
+    return idle.IdleLimits(
+        s.idle_load_timeout,
+        s.idle_ping_timeout,
+        s.start_timeout,
+        activity_resolution=s.activity_resolution,
+        goodbye_grace=s.goodbye_grace,
+    )
 
 
 def spec_for(dep: Deployment, python: str | None = None) -> AppSpec:
@@ -282,6 +288,22 @@ def record_ping(dep: Deployment, *, now: datetime | None = None) -> bool:
     )
 
 
+def record_goodbye(dep: Deployment, *, now: datetime | None = None) -> bool:
+    """A page of ``dep`` was closed (its ``pagehide`` beacon): one open page
+    fewer. A conditional UPDATE: only on a live row (a goodbye never revives
+    a stopped one) and never more goodbyes than page loads; report whether
+    it counted."""
+    now = now or utcnow()
+    return _transition(
+        dep,
+        LIVE_STATUSES,
+        Deployment.goodbyes < Deployment.page_loads,
+        refresh_row=False,
+        goodbyes=Deployment.goodbyes + 1,
+        latest_goodbye_at=now,
+    )
+
+
 def refresh(
     dep: Deployment, *, now: datetime | None = None, force: bool = False, lim: idle.IdleLimits | None = None
 ) -> Deployment:
@@ -341,9 +363,10 @@ def stop(
 ) -> bool:
     """Stop a live deployment; report whether this call stopped it.
 
-    With ``if_unchanged`` (the idle sweep), the row is stopped only if no load
-    or ping arrived and no admin kept it awake since ``dep`` was read, so a
-    visitor who pings between the decision and the stop keeps the app.
+    With ``if_unchanged`` (the idle sweep), the row is stopped only if no load,
+    ping or goodbye arrived and no admin kept it awake since ``dep`` was read,
+    so a visitor who pings between the decision and the stop keeps the app
+    (and a row that changed otherwise is decided again by the next sweep).
     """
     now = now or utcnow()
     guard = []
@@ -352,6 +375,9 @@ def stop(
             (Deployment.latest_load_at, dep.latest_load_at),
             (Deployment.latest_ping_at, dep.latest_ping_at),
             (Deployment.keep_awake_until, dep.keep_awake_until),
+            (Deployment.latest_goodbye_at, dep.latest_goodbye_at),
+            (Deployment.page_loads, dep.page_loads),
+            (Deployment.goodbyes, dep.goodbyes),
         ):
             guard.append(column.is_(None) if seen is None else column == seen)
     if not _transition(

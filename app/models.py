@@ -260,6 +260,12 @@ class Deployment(db.Model):
     # tell it (app/usage.py, ping_credit).
     page_loads: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     viewer_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    # Goodbyes: beacons from pages of this deployment as they closed (never
+    # more than page_loads), and the latest one's moment. page_loads minus
+    # goodbyes is how many of its pages may still be open (a lost beacon only
+    # makes it higher); the idle policy stops it soon after the last closed.
+    goodbyes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    latest_goodbye_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # An admin's "keep awake for N minutes": the idle sweep keeps the
     # deployment until this moment (app/idle.py), and who asked (the
     # admin_actions log has every such request).

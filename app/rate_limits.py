@@ -66,6 +66,10 @@ TOKENS_PER_USER = "5/minute;20/day"
 #: STATUS_POLL_INTERVAL need. JSON answers carry no token and are not limited.
 ENTRY_TOKEN_PAGES = 5
 
+#: Goodbyes (a page's beacon as it closes, ``viz.goodbye``): a person closes
+#: a few tabs a minute; a script cannot count many pages closed that are not.
+GOODBYE_PER_CLIENT = "30/minute"
+
 #: Sliding windows (see the module's docstring).
 STRATEGY = "moving-window"
 #: How many proxies stand between the client and Dormouse: Traefik, one hop,
@@ -218,6 +222,7 @@ def init_app(app: Flask) -> None:
     token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens", exempt_when=_answers_json)
     _apply(app, "viz.status", token_partials)
     _apply(app, "viz.ping", token_partials)
+    _apply(app, "viz.goodbye", limiter.limit(GOODBYE_PER_CLIENT))
 
 
 def _apply(app: Flask, endpoint: str, *limits: RouteLimit) -> None:

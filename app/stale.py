@@ -5,7 +5,9 @@ live row it is true exactly when ``decide`` says stop (proved row by row by
 tests/test_stale.py on both databases). ``decide`` stops a running row when
 ``now`` is past every moment that keeps it (the load clock from the latest of
 load, ready and creation, plus ``load_timeout``; the latest ping plus
-``ping_timeout``; ``keep_awake_until``); ``now > t + d`` is ``t < now - d``
+``ping_timeout`` and the coalescing slack; ``keep_awake_until``), or, once
+all its pages have said goodbye, past the latest goodbye plus
+``goodbye_grace`` and its keep-awake; ``now > t + d`` is ``t < now - d``
 in exact microsecond arithmetic, so each keeper becomes one indexed-column
 comparison against a cutoff computed once in Python.
 
@@ -69,19 +71,41 @@ def _unset_or_before(column: ColumnElement, cutoff: datetime) -> ColumnElement[b
     return or_(column.is_(None), column < cutoff)
 
 
-def running_stale(now: datetime, limits: idle.IdleLimits) -> ColumnElement[bool]:
-    """A running row that ``idle.decide`` stops as idle at ``now``."""
-    load_cutoff = now - timedelta(seconds=limits.load_timeout)
-    ping_cutoff = now - timedelta(seconds=limits.ping_timeout)
+def _not_after(column: ColumnElement, moment: ColumnElement) -> ColumnElement[bool]:
+    return or_(column.is_(None), column <= moment)
+
+
+def all_pages_closed() -> ColumnElement[bool]:
+    """SQL twin of :func:`app.idle.all_pages_closed`."""
+    bye = Deployment.latest_goodbye_at
     return and_(
+        bye.is_not(None),
+        Deployment.page_loads - Deployment.goodbyes <= 0,
+        _not_after(Deployment.latest_load_at, bye),
+        _not_after(Deployment.latest_ping_at, bye),
+    )
+
+
+def running_stale(now: datetime, limits: idle.IdleLimits) -> ColumnElement[bool]:
+    """A running row that ``idle.decide`` stops as idle at ``now``: past the
+    load's and the ping's keep (the ping's with the coalescing slack), or
+    past the goodbye's when all its pages have closed; and not kept awake."""
+    load_cutoff = now - timedelta(seconds=limits.load_timeout)
+    ping_cutoff = now - timedelta(seconds=limits.ping_timeout + limits.activity_resolution)
+    timed_out = and_(
         # the load clock: the latest of load, ready and creation
         _unset_or_before(Deployment.latest_load_at, load_cutoff),
         _unset_or_before(Deployment.ready_at, load_cutoff),
         _before(Deployment.created_at, load_cutoff),
         # never pinged: no ping keeps it
         _unset_or_before(Deployment.latest_ping_at, ping_cutoff),
-        _unset_or_before(Deployment.keep_awake_until, now),
     )
+    if limits.goodbye_grace is not None:
+        bye_cutoff = now - timedelta(seconds=limits.goodbye_grace)
+        # the goodbye first: NULL on most rows, so the rest is rarely read
+        closed = and_(_before(Deployment.latest_goodbye_at, bye_cutoff), all_pages_closed())
+        timed_out = or_(timed_out, closed)
+    return and_(timed_out, _unset_or_before(Deployment.keep_awake_until, now))
 
 
 def starting_stale(now: datetime, limits: idle.IdleLimits) -> ColumnElement[bool]:
@@ -107,6 +131,9 @@ _COLUMNS = (
     Deployment.latest_load_at,
     Deployment.latest_ping_at,
     Deployment.keep_awake_until,
+    Deployment.page_loads,
+    Deployment.goodbyes,
+    Deployment.latest_goodbye_at,
     Deployment.public_name,
     Deployment.backend_ref,
     User.username,

@@ -54,9 +54,12 @@ def long(seconds: float) -> str:
 def sleep_notice(limits: IdleLimits, *, keep_awake_until: datetime | None, now: datetime) -> str:
     """When a running app goes to sleep if nobody looks: the idle rule stops
     it once its latest page load is ``load_timeout`` old and its latest ping
-    ``ping_timeout`` old (app/idle.py), so with nobody looking it sleeps after
-    the shorter to the longer of the two; an admin's keep-awake comes first."""
-    low, high = sorted((limits.load_timeout, limits.ping_timeout))
+    ``ping_timeout`` (and the coalescing slack) old, or ``goodbye_grace``
+    after its last page closed (app/idle.py), so with nobody looking it
+    sleeps after the shortest to the longest of these; an admin's keep-awake
+    comes first."""
+    spans = [limits.load_timeout, limits.ping_timeout + limits.activity_resolution]
+    low, high = min(spans + [limits.goodbye_grace or spans[0]]), max(spans)
     span = short(high) if short(low) == short(high) else f"{short(low)}–{short(high)}"
     notice = f"Sleeps after {span} without viewers"
     if keep_awake_until is not None and keep_awake_until > now:

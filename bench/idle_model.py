@@ -21,45 +21,59 @@ def at(t: float) -> datetime:
 @dataclass(frozen=True)
 class Policy:
     name: str
-    limits: IdleLimits
+    limits: IdleLimits  # its goodbye_grace: the goodbye rule (None: no goodbye)
     sweep_interval: float
     ping_interval: float
     activity_resolution: float
     ping_when_blurred: bool = False  # a heartbeat from every open page (ShinyProxy-like)
-    ping_on_focus: bool = False  # point 6
-    goodbye: float | None = None  # point 6: seconds after the last page's goodbye
+    ping_on_focus: bool = False  # point 6: the page pings the moment it regains focus
+
+    @property
+    def goodbye(self) -> float | None:
+        return self.limits.goodbye_grace
 
     def label(self) -> str:
         signals = [
             s
             for s, on in (
                 ("focus-ping", self.ping_on_focus),
-                (f"goodbye{self.goodbye or 0:.0f}", self.goodbye),
+                (f"goodbye{self.goodbye or 0:.0f}", self.goodbye is not None),
             )
             if on
         ]
         return f"{self.name} +{'+'.join(signals)}" if signals else self.name
 
+    def without_signals(self) -> Policy:
+        return replace(self, ping_on_focus=False, limits=replace(self.limits, goodbye_grace=None))
+
+    def with_signals(self, *, focus: bool, goodbye: float | None) -> Policy:
+        return replace(self, ping_on_focus=focus, limits=replace(self.limits, goodbye_grace=goodbye))
+
 
 def policies_from_settings(settings) -> dict[str, Policy]:
     """Compute Studio's, a ShinyProxy-like 60 s heartbeat, and ours (``settings``:
-    app.config.Settings, the defaults unless the environment says otherwise)."""
+    app.config.Settings, the defaults unless the environment says otherwise;
+    ours with the signals of static/js/viz.js: the focus ping and the goodbye)."""
     ours = Policy(
         "ours",
-        IdleLimits(settings.idle_load_timeout, settings.idle_ping_timeout, settings.start_timeout),
-        settings.sweep_interval, settings.ping_interval, settings.activity_resolution,
+        IdleLimits(
+            settings.idle_load_timeout, settings.idle_ping_timeout, settings.start_timeout,
+            activity_resolution=settings.activity_resolution, goodbye_grace=settings.goodbye_grace,
+        ),
+        settings.sweep_interval, settings.ping_interval, settings.activity_resolution, ping_on_focus=True,
     )  # fmt: skip
+    plain = ours.without_signals()
     return {
         "compute-studio": replace(
-            ours,
+            plain,
             name="compute-studio",
-            limits=IdleLimits(1800, 1800, ours.limits.start_timeout),
+            limits=replace(plain.limits, load_timeout=1800, ping_timeout=1800),
             sweep_interval=900,
         ),  # fmt: skip
         "heartbeat-60s": replace(
-            ours,
+            plain,
             name="heartbeat-60s",
-            limits=IdleLimits(60, 60, ours.limits.start_timeout),
+            limits=replace(plain.limits, load_timeout=60, ping_timeout=60),
             sweep_interval=10,
             ping_when_blurred=True,
         ),  # fmt: skip
@@ -69,7 +83,7 @@ def policies_from_settings(settings) -> dict[str, Policy]:
 
 @dataclass
 class Deployment:
-    """What decide reads (app.idle.Activity), plus the goodbye count."""
+    """What decide reads (app.idle.Activity), moved as app/lifecycle.py moves it."""
 
     status: str
     created_at: datetime
@@ -77,9 +91,9 @@ class Deployment:
     latest_load_at: datetime | None = None
     latest_ping_at: datetime | None = None
     keep_awake_until: datetime | None = None
-    open_pages: int = 0
-    goodbye_at: float | None = None
-    active_at: float = 0.0  # the latest load or stored ping, in trace seconds
+    page_loads: int = 0
+    goodbyes: int = 0
+    latest_goodbye_at: datetime | None = None
 
 
 @dataclass
@@ -91,6 +105,7 @@ class Page:
     stale: bool = False  # its deployment stopped while it was blurred
     blurred_at: float = 0.0
     timer: int = 0  # the page's ping timer: a ping event of an older one is dropped
+    pinged_at: float = float("-inf")  # when it last sent a ping
 
 
 @dataclass

@@ -27,12 +27,15 @@ Figures, per policy and trace:
 - **returns to a stopped app**: a blurred tab whose app was stopped meanwhile
   regains focus (by blur length: up to 5 min, longer).
 
-The point-6 signals, as options: ``ping_on_focus`` (the page pings the moment
-it regains focus) and ``goodbye`` (a beacon on page close; the server counts
-the deployment's open pages, loads minus goodbyes, and once none is left and
-nothing loaded or pinged since the last goodbye, the sweep may stop it
-``goodbye`` seconds after it; ``--beacon-loss`` of the beacons never arrive).
-The goodbye rule is a proposal modelled here, not in app/idle.py.
+The point-6 signals, as static/js/viz.js sends them and app/idle.py reads
+them: ``ping_on_focus`` (the page pings the moment it regains focus, at most
+once a second) and the goodbye (``IdleLimits.goodbye_grace``: a beacon on page
+close counts one goodbye, never more than the page loads, as
+``lifecycle.record_goodbye`` does; once loads minus goodbyes is 0 and nothing
+loaded or pinged since the latest goodbye, ``decide`` keeps the app only
+``goodbye_grace`` seconds after it; ``--beacon-loss`` of the beacons never
+arrive). The ping's keep has the coalescing slack (``ACTIVITY_RESOLUTION``),
+as in ``decide``.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
-from app.idle import IdleLimits, decide
+from app.idle import decide
 from bench.idle_model import (
     BRIEF_BLUR,
     Deployment,
@@ -98,7 +101,7 @@ def simulate(
 
     def start(t: float) -> Deployment:
         nonlocal dep
-        dep = Deployment("starting", at(t), active_at=t)
+        dep = Deployment("starting", at(t))
         res.cold_starts += 1
         push(t + cold_start, "ready", dep)
         # the next sweep tick after now, on the sweep's own phase
@@ -110,8 +113,7 @@ def simulate(
         """The page (re)loads and shows the live deployment, starting one if none."""
         d = dep if dep is not None else start(t)
         d.latest_load_at = at(t)
-        d.active_at = t
-        d.open_pages += 1
+        d.page_loads += 1
         page.dep, page.stale = d, False
         schedule_ping(page, t)
 
@@ -122,13 +124,13 @@ def simulate(
         push(s.start + k * policy.ping_interval, "ping", (page, page.timer))
 
     def ping(page: Page, t: float) -> None:
+        page.pinged_at = t
         d = page.dep
         if d is None or d is not dep:
             return
         cutoff = at(t - policy.activity_resolution)
         if d.latest_ping_at is None or d.latest_ping_at <= cutoff:
             d.latest_ping_at = at(t)
-            d.active_at = t
 
     def stop(d: Deployment, t: float) -> None:
         nonlocal dep
@@ -161,7 +163,7 @@ def simulate(
                 res.stopped_brief_returns += brief
                 show(page, t)
             else:
-                if policy.ping_on_focus:
+                if policy.ping_on_focus and t - page.pinged_at >= 1.0:  # viz.js: at most once a second
                     ping(page, t)
                 schedule_ping(page, t)
         elif kind == "blur":
@@ -172,9 +174,10 @@ def simulate(
             page = data
             page.open = page.focused = False
             d = page.dep
-            if policy.goodbye is not None and d is not None and d is dep and rng.random() >= beacon_loss:
-                d.open_pages -= 1
-                d.goodbye_at = t
+            sent = policy.goodbye is not None and d is not None and d is dep and rng.random() >= beacon_loss
+            if sent and d.goodbyes < d.page_loads:  # lifecycle.record_goodbye
+                d.goodbyes += 1
+                d.latest_goodbye_at = at(t)
         elif kind == "ping":
             page, timer = data
             if (
@@ -192,15 +195,7 @@ def simulate(
             if data is not dep:
                 continue  # that deployment is gone; its successor has its own ticks
             d = dep
-            gone = (
-                policy.goodbye is not None
-                and d.status == "running"
-                and d.open_pages <= 0
-                and d.goodbye_at is not None
-                and d.active_at <= d.goodbye_at
-                and t > d.goodbye_at + policy.goodbye
-            )
-            if gone or decide(now=at(t), deployment=d, limits=lim).stop:
+            if decide(now=at(t), deployment=d, limits=lim).stop:
                 stop(d, t)
             else:
                 push(t + policy.sweep_interval, "sweep", d)
@@ -262,11 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ours = the defaults in app/config.py: IDLE_LOAD_TIMEOUT={settings.idle_load_timeout:.0f} "
           f"IDLE_PING_TIMEOUT={settings.idle_ping_timeout:.0f} SWEEP_INTERVAL={settings.sweep_interval:.0f} "
           f"PING_INTERVAL={settings.ping_interval:.0f} "
-          f"ACTIVITY_RESOLUTION={settings.activity_resolution:.0f}")  # fmt: skip
+          f"ACTIVITY_RESOLUTION={settings.activity_resolution:.0f} "
+          f"GOODBYE_GRACE={settings.goodbye_grace:.0f}, with the signals of static/js/viz.js")  # fmt: skip
     print(HEADER)
     ours = policies["ours"]
-    shown = [policies["compute-studio"], policies["heartbeat-60s"], ours,
-             replace(ours, ping_on_focus=True), replace(ours, ping_on_focus=True, goodbye=60.0)]  # fmt: skip
+    plain = ours.without_signals()
+    former = replace(plain, name="former 1800/1800/60", sweep_interval=60,
+                     limits=replace(plain.limits, load_timeout=1800, ping_timeout=1800))  # fmt: skip
+    grace = ours.goodbye if ours.goodbye is not None else 60.0
+    shown = [policies["compute-studio"], policies["heartbeat-60s"], former, plain,
+             ours.with_signals(focus=True, goodbye=None), ours.with_signals(focus=False, goodbye=grace),
+             ours.with_signals(focus=True, goodbye=grace)]  # fmt: skip
     for policy in shown:
         for family, r in run_all(traces, policy, args.cold_start, args.beacon_loss).items():
             print(row(policy.label(), family, r), flush=True)
@@ -283,13 +284,13 @@ def tune(traces, ours: Policy, args) -> None:
     print(f"\ntuning: limits with ≤ {args.goal} running h per viewer h and 0 interruptions on both families")
     print(HEADER)
     met, best, kind = [], {}, {}
-    for signals in ((False, None), (True, None), (True, 60.0), (True, 120.0)):
+    for signals in ((False, None), (True, None), (False, 60.0), (True, 60.0), (True, 120.0)):
         for load in (60, 120, 300, 600, 1800):
             for ping in (60, 120, 300, 600, 1800):
                 for sweep in (15, 60):
-                    p = replace(ours, limits=IdleLimits(load, ping, ours.limits.start_timeout),
-                                sweep_interval=sweep, ping_on_focus=signals[0], goodbye=signals[1],
-                                name=f"ours L{load} P{ping} S{sweep}")  # fmt: skip
+                    p = replace(ours, limits=replace(ours.limits, load_timeout=load, ping_timeout=ping),
+                                sweep_interval=sweep, name=f"ours L{load} P{ping} S{sweep}",
+                                ).with_signals(focus=signals[0], goodbye=signals[1])  # fmt: skip
                     results = run_all(traces, p, args.cold_start, args.beacon_loss)
                     worst = max(r.ratio for r in results.values())
                     if any(r.interruptions for r in results.values()):

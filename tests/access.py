@@ -17,6 +17,10 @@ and ``?next=`` are in tests/test_hosts_and_redirects.py.
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import Deployment
 from tests.factories import CSRFClient
 from tests.sites import HX, JSON, Site
 
@@ -66,3 +70,17 @@ NEW_APP = {
     "memory": "256Mi",
     "is_public": "y",
 }
+
+
+def opened_page(site: Site, title: str) -> str:
+    """A live deployment of ``title`` with one page open (a load no goodbye
+    answers yet); its public name."""
+    public_name = site.ensure_deployment(title)
+    with site.ctx():
+        db.session.execute(
+            update(Deployment)
+            .where(Deployment.public_name == public_name)
+            .values(page_loads=Deployment.goodbyes + 1)
+        )
+        db.session.commit()
+    return public_name

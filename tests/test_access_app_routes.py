@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.access import APPS, CASES, app_row, assert_hidden, visible
+from tests.access import APPS, CASES, app_row, assert_hidden, opened_page, visible
 from tests.factories import CSRFClient
 from tests.sites import HX, JSON, USERNAMES, Site, make_site, who
 
@@ -78,6 +78,21 @@ def check_ping(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
     assert response.status_code == 200 and response.get_json()["status"] == "starting"
     (dep,) = site.deployments(title)
     assert dep.latest_ping_at is not None
+
+
+def check_goodbye(site: Site, client: CSRFClient, title: str, shown: bool) -> None:
+    public_name = opened_page(site, title)
+    form = {"deployment": public_name}
+    (before,) = [d.goodbyes for d in site.deployments(title) if d.public_name == public_name]
+    if not shown:
+        assert_hidden(client, "POST", "/viz/goodbye", title, data=form)
+        (dep,) = [d for d in site.deployments(title) if d.public_name == public_name]
+        assert dep.goodbyes == before  # the goodbye was not recorded
+        return
+    response = client.post(f"/alice/{title}/viz/goodbye", data=form)
+    assert response.status_code == 204 and response.get_data() == b""
+    (dep,) = [d for d in site.deployments(title) if d.public_name == public_name]
+    assert dep.goodbyes == before + 1 and dep.latest_goodbye_at is not None
 
 
 def manages(client: CSRFClient) -> bool:
@@ -212,6 +227,7 @@ APP_CHECKS: dict[tuple[str, str], AppCheck] = {
     ("viz.start", "POST"): check_start,
     ("viz.status", "GET"): check_status,
     ("viz.ping", "POST"): check_ping,
+    ("viz.goodbye", "POST"): check_goodbye,
     ("logs.page", "GET"): check_logs_page,
     ("logs.download", "GET"): check_logs_download,
     ("stats.app_stats", "GET"): check_stats_page,

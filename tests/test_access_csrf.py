@@ -15,7 +15,7 @@ from app import api_tokens
 from app.auth import get_user
 from app.extensions import db
 from app.models import ApiToken
-from tests.access import EXPIRED, NEW_APP, app_row
+from tests.access import EXPIRED, NEW_APP, app_row, opened_page
 from tests.factories import CSRFClient, bearer, login, make_token
 from tests.sites import HX, JSON, PASSWORD, Site, make_site, session_user, who
 from tests.test_access_api import API_CHECKS
@@ -67,6 +67,22 @@ def csrf_ping(site: Site, token: str, foreign: str) -> None:
         assert dep.latest_ping_at is None
         return
     assert response.status_code == 200 and dep.latest_ping_at is not None
+
+
+def csrf_goodbye(site: Site, token: str, foreign: str) -> None:
+    """The beacon sends no headers: its token is the form's ``csrf_token``."""
+    public_name = opened_page(site, "wave")
+    client = site.client("anonymous")
+    form = {"deployment": public_name}
+    if token != "missing":
+        form["csrf_token"] = foreign if token == "foreign" else client.csrf_token()
+    response = client.post("/alice/wave/viz/goodbye", data=form, csrf=False)
+    (dep,) = site.deployments("wave")
+    if token != "own":
+        assert refused(response), response.status_code
+        assert dep.goodbyes == 0 and dep.latest_goodbye_at is None
+        return
+    assert response.status_code == 204 and dep.goodbyes == 1 and dep.latest_goodbye_at is not None
 
 
 def csrf_publish(site: Site, token: str, foreign: str) -> None:
@@ -221,6 +237,7 @@ def csrf_tokens_revoke(site: Site, token: str, foreign: str) -> None:
 CSRF_CASES: dict[tuple[str, str], Callable[[Site, str, str], None]] = {
     ("viz.start", "POST"): csrf_start,
     ("viz.ping", "POST"): csrf_ping,
+    ("viz.goodbye", "POST"): csrf_goodbye,
     ("publish.publish_app", "POST"): csrf_publish,
     ("auth.login", "POST"): csrf_login,
     ("auth.logout", "POST"): csrf_logout,

@@ -6,6 +6,7 @@ history filters; the users page's actions; the totals."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -163,14 +164,16 @@ def test_live_rows_show_the_time_left_the_idle_rule_gives(app, fake_backend):
     assert rows[loaded.id].load_age == 100 and rows[loaded.id].ping_age is None
 
 
-def test_the_partial_shows_each_live_deployment(app, fake_backend):
+def test_the_partial_shows_each_live_deployment(app, fake_backend, monkeypatch):
+    settings = replace(app.config["DORMOUSE"], idle_load_timeout=1800.0, idle_ping_timeout=600.0)
+    monkeypatch.setitem(app.config, "DORMOUSE", settings)
     dep = running(fake_backend, "wave", since_seconds=100)
     client = admin_client(app)
     html = client.get("/admin/live", headers=HX).get_data(as_text=True)
     row = html[html.index(f'id="live-{dep.public_name}"') :]
     row = row[: row.index("</tr>")]
     assert ">wave</a>" in row and "alice" in row and "running" in row
-    assert re.search(r"(28|29)m \d\ds", row)  # ~1700 s left of the default 1800 s load limit
+    assert re.search(r"(28|29)m \d\ds", row)  # ~1700 s left of its 1800 s load limit
     assert "500m CPU" in row and "512 MiB" in row
     assert f"/admin/deployments/{dep.public_name}/stop" in row
     assert f"/admin/deployments/{dep.public_name}/keep-awake" in row

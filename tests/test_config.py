@@ -16,8 +16,9 @@ def env(tmp_path, **values):
 def test_defaults_work_on_a_laptop(tmp_path):
     s = Settings.from_env(env(tmp_path))
     assert s.backend == "local" and s.scheduler_enabled
-    assert s.idle_load_timeout == 1800 and s.idle_ping_timeout == 1800
-    assert s.ping_interval == 10 and s.sweep_interval == 60
+    # tuned by bench/idle_sim.py (docs/performance.md, the idle-policy simulator)
+    assert (s.idle_load_timeout, s.idle_ping_timeout, s.goodbye_grace) == (60, 300, 60)
+    assert s.ping_interval == 10 and s.sweep_interval == 15 and s.activity_resolution == 5
     assert s.database_url == f"sqlite:///{tmp_path / 'inst' / 'dormouse.db'}"
     assert s.apps_dir.name == "examples" and s.apps_dir.is_dir()
     assert listen_address({}) == "127.0.0.1:8000"
@@ -79,6 +80,7 @@ def test_bad_jwt_keys_fail_clearly(raw, message):
     [
         ("IDLE_LOAD_TIMEOUT", "soon", "number of seconds"),
         ("IDLE_PING_TIMEOUT", "0", "at least 1"),
+        ("GOODBYE_GRACE", "-1", "at least 0"),
         ("SCHEDULER_ENABLED", "maybe", "1/0"),
         ("BACKEND", "nomad", "BACKEND must be"),
         ("LOCAL_PORT_MAX", "1500", "LOCAL_PORT_MAX"),
@@ -98,9 +100,10 @@ def test_typed_values(tmp_path):
             IDLE_PING_TIMEOUT="30.5",
             SCHEDULER_ENABLED="off",
             SWEEP_INTERVAL="5",
+            GOODBYE_GRACE="0",
         )
     )
-    assert (s.idle_load_timeout, s.idle_ping_timeout) == (90, 30.5)
+    assert (s.idle_load_timeout, s.idle_ping_timeout, s.goodbye_grace) == (90, 30.5, 0)
     assert s.scheduler_enabled is False and s.sweep_interval == 5
 
 

@@ -25,6 +25,9 @@ class Seen:
     latest_ping_at: datetime | None = None
     ready_at: datetime | None = None
     keep_awake_until: datetime | None = None
+    page_loads: int = 0
+    goodbyes: int = 0
+    latest_goodbye_at: datetime | None = None
 
 
 def seen(status, created, load=None, ping=None, ready=None, awake=None) -> Seen:
@@ -139,3 +142,60 @@ def test_separate_limits_can_be_tuned_independently():
     stopped = decide(now=NOW, deployment=seen("running", 8000, load=7201, ping=31), limits=limits)
     assert stopped.stop and stopped.kind == "idle"
     assert "7201" in stopped.detail and "31" in stopped.detail
+
+
+# The goodbye rule and the coalescing slack: load 60, ping 300 (+5 slack), grace 60.
+SIGNALS = IdleLimits(
+    load_timeout=60, ping_timeout=300, start_timeout=120, activity_resolution=5, goodbye_grace=60
+)
+
+
+@pytest.mark.parametrize(
+    "load, ping, loads, byes, bye, awake, stop, left",
+    [
+        # a ping 304 s ago: past ping_timeout but within the slack (the true
+        # last ping may be up to 5 s later than the stored one): kept
+        (1000, 304, 1, 0, None, None, False, 1),
+        (1000, 305, 1, 0, None, None, False, 0),  # exactly at ping + timeout + slack
+        (1000, 305.000001, 1, 0, None, None, True, None),
+        # every page closed, nothing since: kept only 60 s after the last goodbye
+        (100, 90, 2, 2, 59, None, False, 1),
+        (100, 90, 2, 2, 60, None, False, 0),
+        (100, 90, 2, 2, 61, None, True, None),
+        (100, 90, 1, 2, 61, None, True, None),  # more goodbyes than loads: still none open
+        # a page still open (a lost beacon, or a second tab): the timeouts decide
+        (100, 90, 3, 2, 61, None, False, 215),
+        # a ping or a load after the latest goodbye: the timeouts decide
+        (100, 30, 2, 2, 61, None, False, 275),
+        (30, 200, 2, 2, 61, None, False, 105),
+        # a load or ping at the very moment of the goodbye is not after it
+        (61, 61, 2, 2, 61, None, True, None),
+        # the goodbye never keeps it longer than the timeouts would
+        (10, None, 1, 1, 5, None, False, 50),
+        (61, None, 1, 1, 55, None, True, None),
+        # keep-awake still keeps it after the last page closed
+        (100, 90, 2, 2, 61, 30, False, 30),
+    ],
+)
+def test_goodbyes_and_the_coalescing_slack(load, ping, loads, byes, bye, awake, stop, left):
+    dep = Seen(
+        "running", ago(4000), ago(load), ago(ping), None, ago(None if awake is None else -awake),
+        page_loads=loads, goodbyes=byes, latest_goodbye_at=ago(bye),
+    )  # fmt: skip
+    verdict = decide(now=NOW, deployment=dep, limits=SIGNALS)
+    assert verdict.stop is stop, verdict
+    if stop:
+        assert verdict.kind == "idle" and verdict.until is None
+        return
+    assert verdict.until == NOW + timedelta(seconds=left)
+    assert decide(now=verdict.until + timedelta(microseconds=1), deployment=dep, limits=SIGNALS).stop
+
+
+def test_the_goodbye_rule_is_off_without_a_grace_and_says_why_it_stopped():
+    dep = Seen("running", ago(4000), ago(100), ago(90), page_loads=1, goodbyes=1, latest_goodbye_at=ago(80))
+    off = IdleLimits(load_timeout=60, ping_timeout=300, start_timeout=120)
+    assert not decide(now=NOW, deployment=dep, limits=off).stop  # the ping keeps it 300 s
+    on = decide(now=NOW, deployment=dep, limits=SIGNALS)
+    assert on.stop and on.detail == "its last page closed 80s ago, nothing since"
+    kept = decide(now=NOW - timedelta(seconds=30), deployment=dep, limits=SIGNALS)
+    assert not kept.stop and kept.detail == "its last page closed 50s ago"

@@ -13,10 +13,11 @@ from bench.idle_sim import Policy, simulate, viewer_seconds
 from bench.idle_traces import Session, compute_studio, synthetic
 
 
-def policy(load: float, ping: float, sweep: float, **signals) -> Policy:
-    return Policy(
-        "test", IdleLimits(load, ping, 180), sweep, ping_interval=10, activity_resolution=0, **signals
-    )
+def policy(
+    load: float, ping: float, sweep: float, *, goodbye: float | None = None, resolution: float = 0, **signals
+) -> Policy:
+    limits = IdleLimits(load, ping, 180, activity_resolution=resolution, goodbye_grace=goodbye)
+    return Policy("test", limits, sweep, ping_interval=10, activity_resolution=resolution, **signals)
 
 
 def test_traces_are_seeded_and_deterministic():
@@ -92,3 +93,33 @@ def test_a_goodbye_does_not_stop_an_app_another_page_still_shows():
     r = simulate(trace, policy(600, 600, 10, goodbye=30), cold_start=10, phase=0, beacon_loss=0)
     assert r.cold_starts == 1 and r.interruptions == 0
     assert r.running == 1040  # the second page's goodbye at 1000, then 30 s, then the sweep at 1040
+
+
+def test_a_goodbye_is_not_counted_past_the_page_loads_and_a_ping_after_it_keeps_the_app():
+    # two pages; the first closes at 100 (goodbye: 1 of 2 loads), the second
+    # pings until it closes at 300: the count reaches 0 only then
+    trace = [Session(0, 0, ((0, 100),), 100), Session(0, 20, ((20, 300),), 300)]
+    r = simulate(trace, policy(600, 600, 10, goodbye=30), cold_start=10, phase=0, beacon_loss=0)
+    assert r.running == 340 and r.cold_starts == 1
+
+
+def test_the_stored_ping_lags_by_the_resolution_and_the_policy_allows_for_it():
+    # pings every 10 s are stored every 20 s with a 15 s resolution (10, 30, ...
+    # 590; 600 is not stored: 590 is 10 s old); a ping limit of 60 s alone would
+    # stop it at 660, the slack (15 s) keeps it until 665: the sweep at 670
+    trace = [Session(0, 0, ((0, 600),), 600)]
+    r = simulate(trace, policy(30, 60, 10, resolution=15), cold_start=5, phase=0)
+    assert (r.running, r.interruptions) == (670, 0)
+
+
+def test_policies_from_settings_are_ours_with_the_signals_and_the_others_without():
+    from app.config import Settings
+    from bench.idle_sim import policies_from_settings
+
+    settings = Settings.from_env({"DORMOUSE_ENV": "testing", "SECRET_KEY": "sim"})
+    policies = policies_from_settings(settings)
+    ours = policies["ours"]
+    assert ours.ping_on_focus and ours.goodbye == settings.goodbye_grace
+    assert ours.limits.activity_resolution == settings.activity_resolution
+    for other in ("compute-studio", "heartbeat-60s"):
+        assert not policies[other].ping_on_focus and policies[other].goodbye is None

@@ -192,6 +192,15 @@ def test_a_refused_start_on_the_viz_page_tries_again_by_itself(client, apps):
     assert f'trying again in <span class="retry-after">{seconds}</span> s' in partial
 
 
+def test_one_client_may_say_goodbye_thirty_times_a_minute(client, apps):
+    assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200
+    for _ in range(30):
+        response = client.post("/alice/wave/viz/goodbye", headers=_from("203.0.113.1"))
+        assert response.status_code == 204
+    assert client.post("/alice/wave/viz/goodbye", headers=_from("203.0.113.1")).status_code == 429
+    assert client.post("/alice/wave/viz/goodbye", headers=_from("203.0.113.2")).status_code == 204  # another
+
+
 # --- never limited, and the entry-token partials ------------------------------------------
 
 
@@ -397,6 +406,7 @@ def test_limit_strings_parse():
         rate_limits.START_PER_CLIENT,
         rate_limits.START_PER_APP,
         rate_limits.PUBLISH_PER_USER,
+        rate_limits.GOODBYE_PER_CLIENT,
     ):
         assert parse_many(value)
 

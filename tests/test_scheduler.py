@@ -21,7 +21,11 @@ def test_job_is_configured_for_one_run_at_a_time(app):
     job = app.extensions[scheduler.EXTENSION_KEY].get_job(scheduler.SWEEP_JOB_ID)
     assert job is not None
     assert job.max_instances == 1 and job.coalesce is True
-    assert job.trigger.interval == timedelta(seconds=60)
+    assert (
+        job.trigger.interval
+        == timedelta(seconds=app.config["DORMOUSE"].sweep_interval)
+        == timedelta(seconds=15)
+    )
 
 
 def test_not_started_when_disabled(app):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import event, insert, select, update
 
 from app import idle, leases, slugs, stale, sweep
@@ -19,6 +20,14 @@ from tests.factories import make_app, make_user
 NOW = datetime(2026, 11, 27, 12, 0, 0, 250_000, tzinfo=UTC)
 # fractional limits: the cutoffs land between whole seconds
 LIMITS = IdleLimits(load_timeout=1800.5, ping_timeout=600.25, start_timeout=120.75)
+# and with the coalescing slack and the goodbye rule
+SIGNALS = IdleLimits(
+    load_timeout=60.5,
+    ping_timeout=300.25,
+    start_timeout=120.75,
+    activity_resolution=5.125,
+    goodbye_grace=60.75,
+)
 US = timedelta(microseconds=1)
 
 
@@ -31,19 +40,31 @@ def _at(seconds_ago: float | None) -> datetime | None:
     return None if seconds_ago is None else NOW - timedelta(seconds=seconds_ago)
 
 
-def _rows(app_id: int, rng: random.Random, count: int) -> list[dict]:
+def _rows(app_id: int, rng: random.Random, count: int, limits: IdleLimits = LIMITS) -> list[dict]:
     """A mix of starting and running rows with every timestamp on, near or far
-    from its cutoff; keep-awake moments ahead, at and behind ``NOW``."""
+    from its cutoff; keep-awake moments ahead, at and behind ``NOW``; page
+    loads and goodbyes that leave pages open or none, the latest goodbye on,
+    near or far from its cutoff, before, at or after the latest load and ping."""
     rows = []
+    ping_keep = limits.ping_timeout + limits.activity_resolution
     for i in range(count):
         status = rng.choice(("running", "running", "running", "starting"))
-        limit = LIMITS.start_timeout if status == "starting" else LIMITS.load_timeout
+        limit = limits.start_timeout if status == "starting" else limits.load_timeout
         created = rng.choice([s for s in _edges(limit) if s is not None] + [limit * 2])
         created = max(created, 0.0)
-        ready = None if status == "starting" else rng.choice(_edges(LIMITS.load_timeout))
+        ready = None if status == "starting" else rng.choice(_edges(limits.load_timeout))
         if ready is not None:
             ready = min(ready, created)  # ready after it was created
         awake = rng.choice([None, None, -60.0, 0.0, 1e-6, -1e-6, 60.0])  # seconds ago
+        load = rng.choice(_edges(limits.load_timeout))
+        ping = rng.choice(_edges(limits.ping_timeout) + _edges(ping_keep))
+        grace = limits.goodbye_grace if limits.goodbye_grace is not None else 60.0
+        bye = rng.choice(
+            [None, load, ping]
+            + [t + d for t in (load, ping) if t is not None for d in (1e-6, -1e-6)]
+            + _edges(grace)[1:]
+        )
+        loads = rng.choice((0, 1, 2))
         row = {
             "app_id": app_id,
             "owner_id": None,
@@ -54,38 +75,50 @@ def _rows(app_id: int, rng: random.Random, count: int) -> list[dict]:
             "backend_ref": f"fake:p{i}",
             "created_at": _at(created),
             "ready_at": _at(ready),
-            "latest_load_at": _at(rng.choice(_edges(LIMITS.load_timeout))),
-            "latest_ping_at": _at(rng.choice(_edges(LIMITS.ping_timeout))),
+            "latest_load_at": _at(load),
+            "latest_ping_at": _at(ping),
             "keep_awake_until": _at(awake),
+            "page_loads": loads,
+            "goodbyes": rng.choice((max(0, loads - 1), loads, loads + 1)),
+            "latest_goodbye_at": _at(bye if bye is None else max(bye, 0.0)),
         }
         rows.append(row)
     return rows
 
 
-def test_the_sql_predicate_chooses_exactly_what_decide_stops(any_app):
+@pytest.mark.parametrize("limits", [LIMITS, SIGNALS], ids=["timeouts", "slack-and-goodbyes"])
+def test_the_sql_predicate_chooses_exactly_what_decide_stops(any_app, limits):
     viz = make_app(make_user("alice"), "mix")
     rng = random.Random(11)
-    rows = _rows(viz.id, rng, 1500)
+    rows = _rows(viz.id, rng, 1500, limits)
     db.session.execute(insert(Deployment), rows)
     db.session.commit()
     chosen = set(
         db.session.scalars(
             select(Deployment.id).where(
-                Deployment.status.in_(LIVE_STATUSES), stale.stale_condition(NOW, LIMITS)
+                Deployment.status.in_(LIVE_STATUSES), stale.stale_condition(NOW, limits)
             )
         )
     )
     live = db.session.scalars(select(Deployment).where(Deployment.status.in_(LIVE_STATUSES))).all()
     assert len(live) == len(rows)
     wrong = [
-        (dep.id, dep.status, idle.decide(now=NOW, deployment=dep, limits=LIMITS).detail)
+        (dep.id, dep.status, idle.decide(now=NOW, deployment=dep, limits=limits).detail)
         for dep in live
-        if idle.decide(now=NOW, deployment=dep, limits=LIMITS).stop != (dep.id in chosen)
+        if idle.decide(now=NOW, deployment=dep, limits=limits).stop != (dep.id in chosen)
     ]
     assert wrong == []
     # the mix holds both answers for both statuses, so the comparison can fail
     kinds = {(dep.status, dep.id in chosen) for dep in live}
     assert kinds == {("running", True), ("running", False), ("starting", True), ("starting", False)}
+    if limits.goodbye_grace is not None:
+        # and rows that only the goodbye rule stops, and rows it would stop but a keeper keeps
+        by_goodbye = {
+            dep.id
+            for dep in live
+            if "last page closed" in idle.decide(now=NOW, deployment=dep, limits=limits).detail
+        }
+        assert by_goodbye & chosen and by_goodbye - chosen
 
 
 def test_each_edge_is_on_the_side_decide_puts_it(any_app):

@@ -35,6 +35,27 @@ def test_sleep_notice_from_the_idle_limits(load, ping, notice):
     assert viewer_notes.sleep_notice(limits(load, ping), keep_awake_until=None, now=T0) == notice
 
 
+def test_sleep_notice_counts_the_coalescing_slack_and_the_goodbye():
+    # the defaults: load 60 s, ping 300 s (+5 s slack), 60 s after the last page closed
+    lim = IdleLimits(60, 300, 300, activity_resolution=5, goodbye_grace=60)
+    assert (
+        viewer_notes.sleep_notice(lim, keep_awake_until=None, now=T0)
+        == "Sleeps after 60 s–5 min without viewers"
+    )
+    # a goodbye grace shorter than both limits is the soonest it sleeps
+    short = IdleLimits(600, 600, 300, activity_resolution=5, goodbye_grace=30)
+    assert (
+        viewer_notes.sleep_notice(short, keep_awake_until=None, now=T0)
+        == "Sleeps after 30 s–10 min without viewers"
+    )
+    # the slack can tip the longest span over a rounding step
+    slack = IdleLimits(60, 85, 300, activity_resolution=10)
+    assert (
+        viewer_notes.sleep_notice(slack, keep_awake_until=None, now=T0)
+        == "Sleeps after 60 s–2 min without viewers"
+    )
+
+
 def test_sleep_notice_names_an_admins_keep_awake_while_it_lasts():
     lim = limits(1800, 1800)
     until = T0 + 90 * M

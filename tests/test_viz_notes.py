@@ -84,9 +84,9 @@ def test_a_running_app_says_quietly_when_it_sleeps_and_its_polls_ask_no_estimate
     monkeypatch.setattr(start_estimate, "for_app", no_estimate)
     client = any_app.test_client()
     html = partial(client, dep)
-    assert '<p class="viz-sleep-note" id="viz-sleep-note">Sleeps after 30 min without viewers</p>' in html
+    assert '<p class="viz-sleep-note" id="viz-sleep-note">Sleeps after 60 s–5 min without viewers</p>' in html
     ping = client.post("/alice/wave/viz/ping", data={"deployment": dep.public_name}, headers=JSON)
-    assert ping.get_json()["sleep_notice"] == "Sleeps after 30 min without viewers"
+    assert ping.get_json()["sleep_notice"] == "Sleeps after 60 s–5 min without viewers"
     assert ping.get_json()["estimate"] is None
 
 

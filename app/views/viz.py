@@ -269,3 +269,19 @@ def ping(owner: str, title: str):
         lifecycle.record_ping(dep, now=now)
         lifecycle.refresh(dep, now=now)
     return status_response(app, dep)
+
+
+@bp.post("/goodbye")
+def goodbye(owner: str, title: str):
+    """A page is being closed (its ``pagehide`` beacon, static/js/viz.js):
+    one open page fewer for the deployment it names, so the idle policy may
+    stop the app soon after its last page closed. The beacon carries the
+    CSRF token in its form body; the answer is empty (nobody reads it)."""
+    app = visible_app(owner, title)
+    public_name = request.form.get("deployment", "")
+    dep = lifecycle.deployment_by_public_name(app, public_name) if public_name else None
+    if dep is not None and dep.is_live:
+        lifecycle.record_goodbye(dep, now=utcnow())
+    response = make_response("", 204)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -8,6 +8,19 @@
  * stopped or failed, the timer stops and the status partial is swapped in,
  * which says so plainly and offers a restart button: no reload, no loop.
  *
+ * The page also pings the moment it regains focus (window focus, the tab
+ * made visible again while focused, or focus come back straight into the
+ * app's iframe, which the parent sees only as document.hasFocus() turning
+ * true: checked each second while live), at most once a second: a viewer
+ * back from another tab keeps the app before the next tick is due.
+ *
+ * When the page is hidden for good or for the back/forward cache (pagehide),
+ * it says goodbye: a beacon naming the deployment it shows (the CSRF token in
+ * the form body: a beacon carries no headers), so the server can stop an app
+ * whose last page has closed within a minute. A page restored from that
+ * cache (pageshow, persisted) says hello again: it asks the start endpoint,
+ * which counts a page load, and shows the answer if the deployment changed.
+ *
  * An app that went to sleep for want of viewers (the partial's data-wakes)
  * is woken in place by the page itself, once per deployment, when the page
  * is visible and focused: the wake button is clicked, and the start answer
@@ -23,6 +36,8 @@
   var root = document.getElementById("viz");
   if (!root) { return; }
   var pingUrl = root.getAttribute("data-ping-url");
+  var goodbyeUrl = root.getAttribute("data-goodbye-url");
+  var startUrl = root.getAttribute("data-start-url");
   var statusUrl = root.getAttribute("data-status-url");
   var seconds = parseFloat(root.getAttribute("data-ping-interval") || "10");
   var interval = Math.max(1, isFinite(seconds) ? seconds : 10) * 1000;
@@ -33,6 +48,11 @@
   var woken = {};  /* deployments this page has woken by itself */
   var ticker = null;
   var settledAt = 0;
+  var lastPingAt = 0;  /* Date.now() of the latest ping sent */
+  var hadFocus = document.hasFocus();
+  var focusWatch = null;
+  var saidGoodbye = "";  /* the deployment this page said goodbye to, until it says hello */
+  var FOCUS_PING_GAP = 1000;  /* ms: at most one focus ping a second */
 
   function statusElement() { return document.getElementById("viz-status"); }
 
@@ -53,6 +73,7 @@
     if (inFlight || !document.hasFocus()) { return; }
     var deployment = el.getAttribute("data-deployment") || "";
     inFlight = true;
+    lastPingAt = Date.now();
     fetch(pingUrl, {
       method: "POST",
       credentials: "same-origin",
@@ -73,6 +94,53 @@
     }).catch(function () {
       /* The server is unreachable for now; the next tick tries again. */
     }).then(function () { inFlight = false; });
+  }
+
+  /* Focus regained: ping now unless one went out within the last second. */
+  function focusPing() {
+    if (timer === null || Date.now() - lastPingAt < FOCUS_PING_GAP) { return; }
+    ping();
+  }
+
+  function regained() {
+    hadFocus = document.hasFocus();
+    if (document.visibilityState !== "visible" || !hadFocus) { return; }
+    focusPing();
+    maybeWake();
+  }
+
+  /* Focus that comes back straight into the iframe fires no event here. */
+  function watchFocus() {
+    var now = document.hasFocus();
+    if (now && !hadFocus) { regained(); }
+    hadFocus = now;
+  }
+
+  function goodbye() {
+    var el = statusElement();
+    if (!goodbyeUrl || !navigator.sendBeacon || !isLive(el)) { return; }
+    var deployment = el.getAttribute("data-deployment") || "";
+    if (!deployment || saidGoodbye === deployment) { return; }
+    var body = new URLSearchParams({ deployment: deployment, csrf_token: csrf });
+    if (navigator.sendBeacon(goodbyeUrl, body)) { saidGoodbye = deployment; }
+  }
+
+  /* Back from the back/forward cache: count this page again (a load), and
+   * show the app's deployment if it is not the one this page showed. */
+  function hello(event) {
+    if (!event.persisted || !saidGoodbye) { return; }
+    var shown = saidGoodbye;
+    saidGoodbye = "";
+    fetch(startUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrf, "Accept": "application/json" }
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (data) {
+      var now = (data && data.public_name) || shown;
+      if (!data || now !== shown || data.status !== "running") { showStopped(now); }
+    }).catch(function () { showStopped(shown); });
   }
 
   function notice(text) {
@@ -108,8 +176,14 @@
     if (ticker === null && document.getElementById("viz-elapsed")) { ticker = window.setInterval(tick, 1000); }
   }
 
-  function startTimer() { if (timer === null) { timer = window.setInterval(ping, interval); } }
-  function stopTimer() { if (timer !== null) { window.clearInterval(timer); timer = null; } }
+  function startTimer() {
+    if (timer === null) { timer = window.setInterval(ping, interval); }
+    if (focusWatch === null) { focusWatch = window.setInterval(watchFocus, 1000); }
+  }
+  function stopTimer() {
+    if (timer !== null) { window.clearInterval(timer); timer = null; }
+    if (focusWatch !== null) { window.clearInterval(focusWatch); focusWatch = null; }
+  }
   function sync() { if (isLive(statusElement())) { startTimer(); } else { stopTimer(); } }
 
   /* The first start request could not reach the server: say so, try again. */
@@ -124,10 +198,13 @@
   function settled() { sync(); startTicking(); maybeWake(); }
 
   document.body.addEventListener("htmx:afterSettle", settled);
-  window.addEventListener("focus", maybeWake);
-  document.addEventListener("visibilitychange", maybeWake);
+  window.addEventListener("focus", regained);
+  document.addEventListener("visibilitychange", regained);
+  window.addEventListener("pagehide", goodbye);
+  window.addEventListener("pageshow", hello);
   window.dormouseViz = {
     ping: ping,
+    lastPingAt: function () { return lastPingAt; },
     isPinging: function () { return timer !== null; },
     wokenByItself: function () { return Object.keys(woken).length; }
   };
