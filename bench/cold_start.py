@@ -216,11 +216,22 @@ def launch_command(env: dict[str, str], owner_title: str) -> Command:
             python = app_envs.python_for(app, settings, now=utcnow())
             public = public_name("bench")
             spec = AppSpec(
-                owner=owner, title=title, framework=app.framework, deployment_name=deployment_name(owner, title, public),
-                prefix=url_prefix(owner, title, public), source=app.source, callable=app.callable, image=None,
-                command=None, port=app.port, cpu=app.cpu, memory=app.memory, env=dict(app.env or {}),
-                public_name=public, python=python,
-            )  # fmt: skip
+                owner=owner,
+                title=title,
+                framework=app.framework,
+                deployment_name=deployment_name(owner, title, public),
+                prefix=url_prefix(owner, title, public),
+                source=app.source,
+                callable=app.callable,
+                image=None,
+                command=None,
+                port=app.port,
+                cpu=app.cpu,
+                memory=app.memory,
+                env=dict(app.env or {}),
+                public_name=public,
+                python=python,
+            )
         finally:
             db.session.remove()
             db.engine.dispose()
@@ -301,7 +312,9 @@ class RouteWatch(threading.Thread):
                             pass
             else:
                 try:
-                    code, _ = request(f"http://127.0.0.1:{self.port}{prefix}", headers={"Host": self.viz_host})
+                    code, _ = request(
+                        f"http://127.0.0.1:{self.port}{prefix}", headers={"Host": self.viz_host}
+                    )
                     if code != 404:
                         self.live_at = time.monotonic() - self.t0
                         return
@@ -318,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--framework", choices=sorted(DEMOS), action="append")
     parser.add_argument("--trace", action="store_true", help="also time when Traefik's route went live")
-    parser.add_argument("--envs-dir", type=Path, default=SHARED_ENVS if SHARED_ENVS.is_dir() else None,
-                        help="ENVS_DIR for the apps' environments (default: the tests' shared ones)")  # fmt: skip
+    parser.add_argument(
+        "--envs-dir",
+        type=Path,
+        default=SHARED_ENVS if SHARED_ENVS.is_dir() else None,
+        help="ENVS_DIR for the apps' environments (default: the tests' shared ones)",
+    )
     args = parser.parse_args(argv)
     chosen = args.framework or sorted(DEMOS)
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="dormouse-cold-") as tmp:
@@ -352,8 +369,11 @@ def run_rounds(door: Server, env: dict[str, str], workdir: Path, chosen: list[st
         flask(env, "deployments", "stop", owner_title)
         command = launch_command(env, owner_title)
         by_hand(command, workdir / f"{fw}-by-hand.log")
-        print(f"\n{fw} ({owner_title}), {args.rounds} rounds: by hand | page → running | page → app 200 | "
-              f"overhead | backend ready after | polls" + (" | route live" if args.trace else ""))  # fmt: skip
+        columns = "by hand | page → running | page → app 200 | overhead | backend ready after | polls"
+        print(
+            f"\n{fw} ({owner_title}), {args.rounds} rounds: {columns}"
+            + (" | route live" if args.trace else "")
+        )
         bases, cands, overs = [], [], []
         for i in range(1, args.rounds + 1):
             door.check_running()
@@ -377,8 +397,11 @@ def run_rounds(door: Server, env: dict[str, str], workdir: Path, chosen: list[st
             traced = ""
             if watch is not None:
                 traced = f" | {watch.live_at * 1e3:.0f} ms" if watch.live_at is not None else " | -"
-            print(f"  round {i}: {base * 1e3:.0f} ms | {float(cand['running']) * 1e3:.0f} ms | "
-                  f"{total * 1e3:.0f} ms | {(total - base) * 1e3:+.0f} ms | {ready} | {cand['polls']}{traced}")  # fmt: skip
+            running = float(cand["running"]) * 1e3
+            print(
+                f"  round {i}: {base * 1e3:.0f} ms | {running:.0f} ms | {total * 1e3:.0f} ms | "
+                f"{(total - base) * 1e3:+.0f} ms | {ready} | {cand['polls']}{traced}"
+            )
         summary.append((fw, median(bases), median(cands), median(overs)))
     print(f"\nmedians (goal: overhead <= {TARGET_MS:.0f} ms)")
     for fw, base, cand, over in summary:
