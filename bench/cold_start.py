@@ -245,10 +245,28 @@ def launch_command(env: dict[str, str], owner_title: str) -> Command:
 
 def by_hand(command: Command, log_path: Path) -> float:
     """Start the app's command, time its first 200; stop it."""
+    t0 = time.monotonic()
+    proc = by_hand_process(command, log_path)
+    elapsed = time.monotonic() - t0
+    stop_group(proc)
+    return elapsed
+
+
+def by_hand_process(
+    command: Command, log_path: Path, watchdog: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """The app's command started in a process group of its own (under the
+    local backend's watchdog if given, as the backend runs it), once it has
+    answered 200 (asked every 10 ms). The caller stops it."""
+    argv = command.argv
+    if watchdog is not None:
+        exit_file = log_path.with_suffix(".exit")
+        argv = [sys.executable, "-I", str(watchdog), "--watch-pid", str(os.getpid()),
+                "--exit-file", str(exit_file), "--grace", "5", "--", *argv]  # fmt: skip
     with open(log_path, "ab") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            command.argv, cwd=command.cwd, env=command.env, stdout=log, stderr=subprocess.STDOUT,
+            argv, cwd=command.cwd, env=command.env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     try:
@@ -258,13 +276,14 @@ def by_hand(command: Command, log_path: Path) -> float:
             try:
                 code, _ = request(f"http://127.0.0.1:{command.port}{command.path}", timeout=5)
                 if code == 200:
-                    return time.monotonic() - t0
+                    return proc
             except OSError:
                 pass
             time.sleep(0.01)
         raise BenchError(f"the app did not answer 200 in {DEADLINE:.0f} s; see {log_path}")
-    finally:
+    except BaseException:
         stop_group(proc)
+        raise
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
