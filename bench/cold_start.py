@@ -152,6 +152,7 @@ def page_start(viewer: Viewer, path: str) -> dict[str, float | str]:
           "HX-Target": "viz-status", "HX-Trigger": "viz-status"}  # fmt: skip
     t0 = time.monotonic()
     status, partial = viewer.call("POST", f"{path}viz/start", {**hx, "X-CSRFToken": token.group(1)})
+    answers = [(0.0, time.monotonic() - t0)]  # (sent, answered), s after the start
     polls = 0
     while True:
         state = STATUS.search(partial)
@@ -165,7 +166,9 @@ def page_start(viewer: Viewer, path: str) -> dict[str, float | str]:
         url = HX_GET.search(partial)
         if not url:
             raise BenchError(f"a starting partial without hx-get:\n{partial[:600]}")
+        sent = time.monotonic() - t0
         status, partial = viewer.call("GET", html.unescape(url.group(1)), hx)
+        answers.append((sent, time.monotonic() - t0))
         polls += 1
     t_running = time.monotonic()
     frame = FRAME_SRC.search(partial)
@@ -177,7 +180,8 @@ def page_start(viewer: Viewer, path: str) -> dict[str, float | str]:
     t_app = time.monotonic()
     if code != 200:
         raise BenchError(f"the app answered {code} through Traefik at {src}")
-    return {"running": t_running - t0, "total": t_app - t0, "polls": polls}
+    requests = " ".join(f"{a * 1e3:.0f}+{(b - a) * 1e3:.0f}" for a, b in answers)
+    return {"running": t_running - t0, "total": t_app - t0, "polls": polls, "requests": requests}
 
 
 # --- the baseline -----------------------------------------------------------------
@@ -416,6 +420,7 @@ def run_rounds(door: Server, env: dict[str, str], workdir: Path, chosen: list[st
             traced = ""
             if watch is not None:
                 traced = f" | {watch.live_at * 1e3:.0f} ms" if watch.live_at is not None else " | -"
+                traced += f"\n           requests (sent+took, ms): {cand['requests']}"
             running = float(cand["running"]) * 1e3
             print(
                 f"  round {i}: {base * 1e3:.0f} ms | {running:.0f} ms | {total * 1e3:.0f} ms | "
