@@ -103,16 +103,20 @@ def test_an_old_start_is_read_once_a_second(any_app, any_fake_backend, wave):
 
 
 def test_reads_are_claimed_across_workers(any_app, any_fake_backend, wave):
-    """Another worker's claim (``status_checked_at``) counts: a copy of the row
-    read before it still makes no second read in the same interval."""
+    """Another worker's claim (the conditional UPDATE of ``status_checked_at``)
+    counts: this worker read 0.55 s ago, but another claimed the read 0.05 s
+    ago, so no second read goes to the backend within the interval."""
     now = utcnow()
     dep = lifecycle.ensure_deployment(wave, now=now)
-    stale = db.session.get(Deployment, dep.id)
-    lifecycle.refresh(dep, now=now + timedelta(seconds=0.5))
-    db.session.execute(update(Deployment).where(Deployment.id == dep.id).values(phase="x"))
-    db.session.commit()
-    lifecycle.refresh(stale, now=now + timedelta(seconds=0.52))
+    lifecycle.refresh(dep, now=now)
     assert any_fake_backend.calls["status"] == 1
+    other = now + timedelta(seconds=0.5)  # another worker's read of the row
+    db.session.execute(update(Deployment).where(Deployment.id == dep.id).values(status_checked_at=other))
+    db.session.commit()
+    lifecycle.refresh(dep, now=now + timedelta(seconds=0.55))
+    assert any_fake_backend.calls["status"] == 1
+    lifecycle.refresh(dep, now=now + timedelta(seconds=0.61))
+    assert any_fake_backend.calls["status"] == 2
 
 
 # --- the page ------------------------------------------------------------------------------
