@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
-from bench.cold_start import DEMOS, SHARED_ENVS, by_hand_process, flask, launch_command, product_env
+from bench.app_launch import DEMOS, SHARED_ENVS, by_hand_process, flask, launch_command, product_env
 from bench.forward_auth import dormouse_env
 from bench.harness import BenchError, Server, free_port, gunicorn, median, request, sigterm_as_exit
 from bench.harness import _group_alive as group_alive
