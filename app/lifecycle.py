@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from . import app_environment, app_envs, budget, idle, metrics, slugs, usage
+from . import app_environment, app_envs, budget, idle, metrics, slugs, start_schedule, usage
 from .backends.base import AppSpec, Backend, BackendError
 from .caps import BUSY_TOTAL, SLOT_ATTEMPTS, Busy, free_slots
 from .config import Settings
@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 
 # Seconds between two backend status reads of one starting deployment, however
 # many pages poll it, across all workers and replicas (a conditional update on
-# ``status_checked_at`` claims each read).
+# ``status_checked_at`` claims each read): a tenth of its age, from
+# STATUS_READ_FIRST while it is young up to STATUS_READ_INTERVAL from 10 s of
+# age on (app/start_schedule.py). At most 10 reads a second in a start's
+# first second, 10/age a second after it, 1 a second from 10 s on.
+STATUS_READ_FIRST = 0.1
 STATUS_READ_INTERVAL = 1.0
 
 
@@ -313,7 +317,9 @@ def refresh(
     (polls and pings of a running app) never calls the backend. A starting row
     past START_TIMEOUT (the idle policy's rule) is failed; otherwise it is read
     from the backend at most once per STATUS_READ_INTERVAL across all workers
-    and replicas (``force``, for the sweep, reads it anyway).
+    and replicas (``force``, for the sweep, reads it anyway), a young one
+    more often (:func:`read_interval`): the page polls a young start fast, and
+    each of its polls may be the one that finds the app ready.
     """
     now = now or utcnow()
     if dep.status != "starting":
@@ -343,12 +349,19 @@ def refresh(
     return dep
 
 
+def read_interval(age: float) -> float:
+    """Seconds between two backend reads of a starting deployment ``age``
+    seconds old."""
+    return start_schedule.backoff(age, first=STATUS_READ_FIRST, last=STATUS_READ_INTERVAL)
+
+
 def _due_for_read(dep: Deployment, now: datetime, force: bool) -> bool:
     """Claim this interval's backend read of ``dep``: only one request (in any
-    worker or replica) wins per STATUS_READ_INTERVAL."""
+    worker or replica) wins per :func:`read_interval` of its age."""
     if force:
         return True
-    cutoff = now - timedelta(seconds=STATUS_READ_INTERVAL)
+    interval = read_interval(start_schedule.age_of(dep.created_at, now))
+    cutoff = now - timedelta(seconds=interval)
     return _transition(
         dep,
         ("starting",),

@@ -40,6 +40,8 @@ from flask_limiter import Limiter, RouteLimit
 from flask_login import current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import start_schedule
+
 # --- the limits ------------------------------------------------------------------
 # Limit strings are Flask-Limiter's ("N/period", several joined by ";").
 
@@ -62,8 +64,9 @@ PUBLISH_PER_USER = "10/minute;30/hour"
 #: minting them in a loop is stopped.
 TOKENS_PER_USER = "5/minute;20/day"
 #: The viz page's HTML status partial hands out an entry token (for the
-#: iframe) each time: per client, as many as this many pages polling every
-#: STATUS_POLL_INTERVAL need. JSON answers carry no token and are not limited.
+#: iframe) each time: per client, as many as this many pages polling a start
+#: for a minute need (fast while it is young, then every STATUS_POLL_INTERVAL:
+#: app/start_schedule.py). JSON answers carry no token and are not limited.
 ENTRY_TOKEN_PAGES = 5
 
 #: Goodbyes (a page's beacon as it closes, ``viz.goodbye``): a person closes
@@ -193,7 +196,8 @@ def init_app(app: Flask) -> None:
         return
     _drop_global_hooks(app, limiter)
 
-    entry_tokens = f"{math.ceil(ENTRY_TOKEN_PAGES * 60 / settings.status_poll_interval)}/minute"
+    polls = start_schedule.polls_within(60, settings.status_poll_interval)  # a start's first minute
+    entry_tokens = f"{ENTRY_TOKEN_PAGES * polls}/minute"
     post = ["POST"]
     _apply(
         app,

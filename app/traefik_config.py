@@ -17,6 +17,7 @@ from .slugs import is_dns_label, is_hostname, is_prefix
 
 AUTH_COOKIE = "dormouse_viz"  # the gate's cookie; Traefik copies it to the browser
 AUTH_MIDDLEWARE = "dormouse-auth"  # defined once, in the shared dynamic file
+PROVIDERS_THROTTLE = "100ms"  # Traefik's least wait between two reloads of the routes (default 2s)
 AUTH_BODY_MAX = 4096  # bytes of the gate's answer Traefik reads
 ENTRYPOINT = "web"  # every router's entry point: HTTP, or HTTPS when TLS is on
 PLAIN_ENTRYPOINT = "plain"  # with TLS: port 80's job (ACME challenge, redirect)
@@ -121,7 +122,12 @@ def static_config(
     entry_points: Document = {ENTRYPOINT: {"address": listen}}
     doc: Document = {
         "entryPoints": entry_points,
-        "providers": {"file": {"directory": routes_dir, "watch": True}},
+        # a new deployment's route is applied at once, not up to 2 s after the
+        # last change (Traefik's default throttle: every start or stop is one)
+        "providers": {
+            "providersThrottleDuration": PROVIDERS_THROTTLE,
+            "file": {"directory": routes_dir, "watch": True},
+        },
         "api": {"dashboard": False},
         "log": {"level": log_level},
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},

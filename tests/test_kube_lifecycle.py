@@ -109,8 +109,9 @@ def test_whole_lifecycle(kube_app, kube_tier, monkeypatch):
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 0.0)
     assert wait_for(lambda: "Pulling the image" in poll(client)["phase"], 10, "the pulling phase")
 
-    # while starting, one status read per STATUS_READ_INTERVAL however many
-    # pages poll: with an interval longer than the test, 25 polls make one read
+    # while starting, one status read per read interval however many pages
+    # poll: with an interval longer than the test, 25 polls make one read
+    monkeypatch.setattr(lifecycle, "STATUS_READ_FIRST", 3600.0)
     monkeypatch.setattr(lifecycle, "STATUS_READ_INTERVAL", 3600.0)
     db.session.execute(
         db.update(Deployment).where(Deployment.id == dep.id).values(status_checked_at=None)

@@ -22,9 +22,9 @@ from flask import Flask, request
 from limits.storage import MemoryStorage, RedisStorage
 from werkzeug.test import Client
 
-from app import rate_limits
+from app import rate_limits, start_schedule
 from app.extensions import db
-from app.rate_limits import EXTENSION, ForwardedFor, trusted_peer
+from app.rate_limits import ENTRY_TOKEN_PAGES, EXTENSION, ForwardedFor, trusted_peer
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.fakes import FakeBackend
 
@@ -234,7 +234,8 @@ def test_the_gate_is_never_limited(client, limited):
 
 @pytest.fixture
 def slow_polls(tmp_path: Path) -> Iterator[Flask]:
-    """Polls every 10 s, so a client gets 5 * 60 / 10 = 30 token partials a minute."""
+    """Polls every 10 s once a start is old (fast while it is young: app/start_schedule.py),
+    so a client gets 5 x the polls of a start's first minute."""
     yield from _limited_app(tmp_path, STATUS_POLL_INTERVAL="10")
 
 
@@ -245,7 +246,7 @@ def test_status_partials_with_entry_tokens_are_limited_per_client(slow_polls):
     assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200
     public_name = _start(client, "/alice/wave/", "203.0.113.1").get_json()["public_name"]
     url = f"/alice/wave/viz/status?deployment={public_name}"
-    for _ in range(30):
+    for _ in range(ENTRY_TOKEN_PAGES * start_schedule.polls_within(60, 10.0)):
         assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == 200
     refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
     assert refused.status_code == 429

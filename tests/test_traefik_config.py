@@ -48,7 +48,10 @@ def test_the_static_config_has_one_public_entry_point_and_the_watched_directory(
         "web": {"address": "0.0.0.0:8000"},
         "internal": {"address": "127.0.0.1:9001"},
     }
-    assert doc["providers"] == {"file": {"directory": "/data/routes", "watch": True}}
+    assert doc["providers"] == {
+        "providersThrottleDuration": "100ms",
+        "file": {"directory": "/data/routes", "watch": True},
+    }
     # /ping only on the loopback entry point: on "web" it stays an owner's path
     assert doc["api"] == {"dashboard": False} and doc["ping"] == {"entryPoint": "internal"}
     assert "certificatesResolvers" not in doc

@@ -69,7 +69,7 @@ def test_start_creates_one_deployment_and_records_the_load(client, wave, fake_ba
     first = client.post("/alice/wave/viz/start", headers=HX)
     assert first.status_code == 200  # still starting: keep polling
     html = first.get_data(as_text=True)
-    assert 'data-status="starting"' in html and "every 1.0s" in html
+    assert 'data-status="starting"' in html and "every 0.1s" in html  # a young start: polled fast
     assert "Waiting for the app to answer" in html  # the backend's phase
     dep = db.session.scalar(select(Deployment))
     assert dep.status == "starting" and dep.latest_load_at is not None

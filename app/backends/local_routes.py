@@ -33,7 +33,8 @@ class LocalRoutes:
 
     def write(self, spec: AppSpec, app_url: str) -> None:
         """The route to ``app_url``, written atomically (Traefik watches the
-        directory and reads a new file within about 2 s)."""
+        directory and reads a new file at once, at most 100 ms after its last reload:
+        ``traefik_config.PROVIDERS_THROTTLE``)."""
         if self.dir is None:
             return
         public = spec.public_name

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import app_envs, budget, lifecycle, start_estimate, tokens, viewer_notes
+from .. import app_envs, budget, lifecycle, start_estimate, start_schedule, tokens, viewer_notes
 from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
@@ -126,6 +126,14 @@ def _wants_json() -> bool:
     return best == "application/json" and "HX-Request" not in request.headers
 
 
+def _poll_delay(dep: Deployment | None, slowest: float) -> float:
+    """When the page polls a starting deployment next: soon while it is
+    young, every ``slowest`` (STATUS_POLL_INTERVAL) later (app/start_schedule.py)."""
+    if dep is None:
+        return slowest
+    return start_schedule.poll_delay(start_schedule.age_of(dep.created_at, utcnow()), slowest)
+
+
 def status_response(app: VizApp, dep: Deployment | None) -> Response:
     payload = status_payload(dep)
     if _wants_json():
@@ -139,7 +147,7 @@ def status_response(app: VizApp, dep: Deployment | None) -> Response:
                 app=app,
                 s=payload,
                 frame_url=frame_url,
-                poll_interval=settings.status_poll_interval,
+                poll_interval=_poll_delay(dep, settings.status_poll_interval),
             )
         )
         if payload["status"] != "starting" and request.headers.get("HX-Request"):
