@@ -226,7 +226,8 @@ def in_process(env: dict[str, str], public_name: str, n: int, cpu_requests: int)
     found = CSRF_META.search(page.get_data(as_text=True))
     if page.status_code != 200 or not found:
         raise BenchError(f"the viz page answered {page.status_code} in-process, or had no CSRF token")
-    cookie = f"{flask_app.config['SESSION_COOKIE_NAME']}={client.get_cookie(flask_app.config['SESSION_COOKIE_NAME']).value}"
+    name = flask_app.config["SESSION_COOKIE_NAME"]
+    cookie = f"{name}={client.get_cookie(name).value}"
     seen: list[str] = []
 
     def record(conn, cursor, statement, *args):
