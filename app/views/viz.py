@@ -17,14 +17,15 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, jsonify, make_response, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import app_envs, budget, lifecycle, start_estimate, tokens, viewer_notes
+from .. import app_envs, budget, lifecycle, start_estimate, tokens, viewer_notes, watching
 from ..auth import may_manage
 from ..backends import BackendError
 from ..models import Deployment, VizApp, utcnow
 from ..security import EMBEDDERS
+from ..status_memo import AppSeen, DeploymentSeen, Seen
 from .gallery import visible_app
 from .gate import TOKEN_PARAM
 
@@ -50,7 +51,7 @@ def _estimate(dep: Deployment) -> dict[str, float] | None:
     return None if found is None else {"typical": round(found.typical), "slow": round(found.slow)}
 
 
-def status_payload(dep: Deployment | None) -> dict[str, object]:
+def status_payload(dep: Deployment | DeploymentSeen | None) -> dict[str, object]:
     """The status as plain data, for JSON and for the partial."""
     if dep is None:
         return {
@@ -73,7 +74,9 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
         }
     now = utcnow()
     url = None
-    if dep.status == "running" and dep.backend_ref:
+    if isinstance(dep, DeploymentSeen):
+        url = dep.url  # made once per worker (app/watching.py)
+    elif dep.status == "running" and dep.backend_ref:
         try:
             url = lifecycle.backend().url(dep.backend_ref)
         except BackendError:  # an unreadable ref: the next refresh finds it gone
@@ -122,11 +125,15 @@ def _entry_url(url: str, public_name: str) -> str:
 
 
 def _wants_json() -> bool:
+    if "HX-Request" in request.headers:
+        return False
+    if request.headers.get("Accept") == "application/json":  # the page's ping: no parsing
+        return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and "HX-Request" not in request.headers
+    return best == "application/json"
 
 
-def status_response(app: VizApp, dep: Deployment | None) -> Response:
+def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | None) -> Response:
     payload = status_payload(dep)
     if _wants_json():
         response = jsonify(payload)
@@ -247,8 +254,25 @@ def start(owner: str, title: str):
     return status_response(app, dep)
 
 
+def _watched(owner: str, title: str, public_name: str, now: datetime) -> Seen | None:
+    """The hot path (app/watching.py): the app and the deployment the page
+    names, if it is not starting (from the worker's memo, or one query),
+    after the visibility check; None to take the general path."""
+    if not public_name:
+        return None
+    seen = watching.shown(owner, title, public_name, now=now)
+    if seen is None or seen.deployment.status == "starting":
+        return None
+    if not watching.may_see(current_user, seen.app):
+        abort(404)  # exactly what visible_app answers
+    return seen
+
+
 @bp.get("/status")
 def status(owner: str, title: str):
+    seen = _watched(owner, title, request.args.get("deployment", ""), utcnow())
+    if seen is not None:
+        return status_response(seen.app, seen.deployment)
     app = visible_app(owner, title)
     dep = _shown_deployment(app, request.args.get("deployment", ""))
     if dep is not None:
@@ -262,6 +286,11 @@ def ping(owner: str, title: str):
     deployment it shows (``deployment=<public_name>``), so a page whose
     deployment was stopped learns so even if someone else has since started a
     new one, and offers a restart instead of pinging a dead iframe."""
+    now = utcnow()
+    seen = _watched(owner, title, request.form.get("deployment", ""), now)
+    if seen is not None:
+        seen = watching.record_ping(seen, now=now)
+        return status_response(seen.app, seen.deployment)
     app = visible_app(owner, title)
     dep = _shown_deployment(app, request.form.get("deployment", ""))
     if dep is not None and dep.is_live:
