@@ -226,6 +226,9 @@ def in_process(env: dict[str, str], public_name: str, n: int, cpu_requests: int)
     found = CSRF_META.search(page.get_data(as_text=True))
     if page.status_code != 200 or not found:
         raise BenchError(f"the viz page answered {page.status_code} in-process, or had no CSRF token")
+    # the page's first status answer (its start, in a browser) updates the cookie once (Flask-Login's
+    # basic session protection marks it not fresh); a browser sends the updated one from then on
+    client.get(f"{BASE}/status?deployment={public_name}", headers={"HX-Request": "true"})
     name = flask_app.config["SESSION_COOKIE_NAME"]
     cookie = f"{name}={client.get_cookie(name).value}"
     seen: list[str] = []
@@ -364,21 +367,30 @@ def ask(port: int, p: Path_) -> tuple[int, bytes]:
         conn.close()
 
 
-def viewer(port: int) -> tuple[str, str]:
-    """An anonymous viewer's session cookie and CSRF token, from the real page."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", f"{BASE}/")
-        response = conn.getresponse()
-        page = response.read().decode()
-        cookies = SimpleCookie()
-        for header in response.headers.get_all("Set-Cookie") or []:
-            cookies.load(header)
-    finally:
-        conn.close()
+def viewer(port: int, public_name: str) -> tuple[str, str]:
+    """An anonymous viewer's session cookie and CSRF token, from the real
+    page, the cookie as the page's first status answer leaves it (in a
+    browser, the start's answer: Flask-Login's session protection marks the
+    session not fresh, once)."""
+    cookies: SimpleCookie = SimpleCookie()
+    page = ""
+    for path, headers in (
+        (f"{BASE}/", {}),
+        (f"{BASE}/status?deployment={public_name}", {"HX-Request": "true"}),
+    ):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            sent = "; ".join(f"{k}={m.value}" for k, m in cookies.items())
+            conn.request("GET", path, headers={**headers, **({"Cookie": sent} if sent else {})})
+            response = conn.getresponse()
+            page = page or response.read().decode()
+            for header in response.headers.get_all("Set-Cookie") or []:
+                cookies.load(header)
+        finally:
+            conn.close()
     found = CSRF_META.search(page)
-    if response.status != 200 or not found or not cookies:
-        raise BenchError(f"the viz page answered {response.status} without a session cookie or CSRF token")
+    if not found or not cookies:
+        raise BenchError("the viz page came without a session cookie or CSRF token")
     return "; ".join(f"{k}={m.value}" for k, m in cookies.items()), found.group(1)
 
 
@@ -466,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                     server.start()
                 dormouse.wait_ready("/healthz")
                 bare.wait_ready("/_auth/viz")
-                cookie, csrf = viewer(dormouse.port)
+                cookie, csrf = viewer(dormouse.port, public_name)
                 hot = [p for p in paths(public_name, cookie, csrf) if p.name in chosen]
                 for p in hot:
                     p.check(*ask(dormouse.port, p))
