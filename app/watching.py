@@ -35,6 +35,7 @@ from .status_memo import EXTENSION, AppSeen, DeploymentSeen, Key, OwnerSeen, See
 # A write to one of these tables in this process makes the memo read again
 # (other processes' writes are seen within the memo's second).
 WATCHED = ("deployments", "viz_apps", "environments", "users")
+PING_WRITE = "dormouse_ping_write"  # an execution option: the UPDATE of record_ping below
 
 
 def init_app(app: Flask) -> None:
@@ -45,10 +46,13 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
 
-    def after_write(conn, cursor, statement: str, *args: object) -> None:
+    def after_write(conn, cursor, statement: str, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
         head = statement.lstrip()[:7].upper()
-        if head.startswith(("UPDATE", "DELETE")) and any(t in statement for t in WATCHED):
-            found.forget_reads()
+        if not head.startswith(("UPDATE", "DELETE")) or not any(t in statement for t in WATCHED):
+            return
+        if context is not None and context.execution_options.get(PING_WRITE):
+            return  # the hot path's own ping: it updates its entry itself
+        found.forget_reads()
 
     event.listen(engine, "after_cursor_execute", after_write)
 
@@ -197,7 +201,7 @@ def record_ping(seen: Seen, *, now: datetime) -> Seen:
                 activity_resolution=settings.activity_resolution,
             ),  # fmt: skip
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, **{PING_WRITE: True})
     )
     db.session.commit()
     key = (dep.app.owner.username, dep.app.title, dep.public_name)
