@@ -14,6 +14,7 @@ estimate in :mod:`app.start_estimate`.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -135,8 +136,8 @@ def _wants_json() -> bool:
 
 def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | None) -> Response:
     payload = status_payload(dep)
-    if _wants_json():
-        response = jsonify(payload)
+    if _wants_json():  # the hot path's answer: no provider, no sorting (jsonify cost it a tenth)
+        response = Response(json.dumps(payload, separators=(",", ":")), mimetype="application/json")
     else:
         settings = current_app.config["DORMOUSE"]
         frame_url = _entry_url(payload["url"], str(payload["public_name"])) if payload["url"] else None
@@ -152,8 +153,7 @@ def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | No
         if payload["status"] != "starting" and request.headers.get("HX-Request"):
             response.status_code = STOP_POLLING
     response.headers["Cache-Control"] = "no-store"
-    response.vary.add("HX-Request")
-    response.vary.add("Accept")
+    response.headers["Vary"] = "HX-Request, Accept"  # a new response has none yet
     return response
 
 
