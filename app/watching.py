@@ -30,7 +30,7 @@ from .auth import may_manage
 from .backends import BackendError
 from .extensions import db
 from .models import LIVE_STATUSES, Deployment, Environment, User, VizApp
-from .status_memo import EXTENSION, AppSeen, DeploymentSeen, Key, OwnerSeen, Seen, StatusMemo
+from .status_memo import EXTENSION, AppSeen, DeploymentSeen, Key, OwnerSeen, Seen, StatusMemo, needs_write
 
 # A write to one of these tables in this process makes the memo read again
 # (other processes' writes are seen within the memo's second).
@@ -216,6 +216,4 @@ def record_ping(seen: Seen, *, now: datetime) -> Seen:
 
 
 def _needs_write(m: StatusMemo, deployment_id: int, now: datetime, resolution: float) -> bool:
-    from .status_memo import needs_write
-
     return needs_write(m.known_ping(deployment_id), now=now, resolution=resolution)
