@@ -87,17 +87,27 @@ class RememberingCSRF(CSRFProtect):
         if not hmac.compare_digest(session[field_name], token):
             raise ValidationError("The CSRF tokens do not match.")
 
-    def _decoded(self, data: str, secret_key: object, time_limit: int | None) -> str:
+    def remembered(self, data: str, secret_key: object, time_limit: int | None) -> str | None:
+        """What signed token ``data`` decoded to, if its check passed before
+        and it has not expired since; None if it must be checked (again)."""
         key = (data, secret_key)
         with self._lock:
             hit = self._checked.get(key)
             if hit is not None:
                 self._checked.move_to_end(key)
-        if hit is not None:
-            token, signed_at = hit
-            age = int(time.time()) - signed_at
-            if time_limit is None or 0 <= age <= time_limit:  # as TimestampSigner.unsign
-                return token
+        if hit is None:
+            return None
+        token, signed_at = hit
+        age = int(time.time()) - signed_at
+        if time_limit is None or 0 <= age <= time_limit:  # as TimestampSigner.unsign
+            return token
+        return None
+
+    def _decoded(self, data: str, secret_key: object, time_limit: int | None) -> str:
+        found = self.remembered(data, secret_key, time_limit)
+        if found is not None:
+            return found
+        key = (data, secret_key)
         serializer = URLSafeTimedSerializer(secret_key, salt="wtf-csrf-token")  # type: ignore[arg-type]
         try:
             token, when = serializer.loads(data, max_age=time_limit, return_timestamp=True)

@@ -88,22 +88,32 @@ class SessionsForPeople(SecureCookieSessionInterface):
         self._checked = OrderedDict()
         self._lock = threading.Lock()
 
+    def remembered(self, app: Flask, value: str) -> dict[str, object] | None:
+        """The session in cookie ``value`` if its check passed before and it
+        has not expired since; None if it must be checked (again)."""
+        key = (value, app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        with self._lock:
+            hit = self._checked.get(key)
+            if hit is not None:
+                self._checked.move_to_end(key)
+        if hit is None:
+            return None
+        items, signed_at = hit
+        if 0 <= int(time.time()) - signed_at <= app.permanent_session_lifetime.total_seconds():
+            return dict(items)  # as TimestampSigner.unsign checks the age
+        return None
+
     def open_session(self, app: Flask, request):  # type: ignore[no-untyped-def, override]
         if request.path == GATE_PATH:
             return None  # Flask uses a null session, and saves nothing
         value = request.cookies.get(self.get_cookie_name(app))
         if not value or not app.secret_key:
             return super().open_session(app, request)
+        found = self.remembered(app, value)
+        if found is not None:
+            return self.session_class(found)
         key = (value, app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
         max_age = int(app.permanent_session_lifetime.total_seconds())
-        with self._lock:
-            hit = self._checked.get(key)
-            if hit is not None:
-                self._checked.move_to_end(key)
-        if hit is not None:
-            items, signed_at = hit
-            if 0 <= int(time.time()) - signed_at <= max_age:  # as TimestampSigner.unsign
-                return self.session_class(dict(items))
         serializer = self.get_signing_serializer(app)
         try:
             data, when = serializer.loads(value, max_age=max_age, return_timestamp=True)  # type: ignore[union-attr]

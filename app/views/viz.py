@@ -24,6 +24,7 @@ from flask_login import current_user
 from .. import app_envs, budget, lifecycle, start_estimate, tokens, viewer_notes, watching
 from ..auth import may_manage
 from ..backends import BackendError
+from ..idle import IdleLimits
 from ..models import Deployment, VizApp, utcnow
 from ..security import EMBEDDERS
 from ..status_memo import AppSeen, DeploymentSeen, Seen
@@ -73,7 +74,6 @@ def status_payload(dep: Deployment | DeploymentSeen | None) -> dict[str, object]
             "why_stopped": "",
             "wakes_by_itself": False,
         }
-    now = utcnow()
     url = None
     if isinstance(dep, DeploymentSeen):
         url = dep.url  # made once per worker (app/watching.py)
@@ -85,6 +85,15 @@ def status_payload(dep: Deployment | DeploymentSeen | None) -> dict[str, object]
     reason = dep.status_reason or ""
     if dep.status == "failed" and not may_manage(current_user, dep.app):
         reason = NOT_STARTED  # the app's output is for its owner and admins only
+    return plain_payload(dep, now=utcnow(), limits=lifecycle.limits(), url=url, reason=reason)
+
+
+def plain_payload(
+    dep: Deployment | DeploymentSeen, *, now: datetime, limits: IdleLimits, url: str | None, reason: str
+) -> dict[str, object]:
+    """:func:`status_payload` of a deployment once its URL and the reason
+    its viewer may read are known (no request, no database; app/hot_wsgi.py
+    calls it too)."""
     return {
         "status": dep.status,
         "reason": reason,
@@ -99,9 +108,7 @@ def status_payload(dep: Deployment | DeploymentSeen | None) -> dict[str, object]
         "stopped_at": _iso(dep.stopped_at),
         "elapsed": int(((dep.ready_at or dep.stopped_at or now) - dep.created_at).total_seconds()),
         "estimate": _estimate(dep),
-        "sleep_notice": viewer_notes.sleep_notice(
-            lifecycle.limits(), keep_awake_until=dep.keep_awake_until, now=now
-        )
+        "sleep_notice": viewer_notes.sleep_notice(limits, keep_awake_until=dep.keep_awake_until, now=now)
         if dep.status == "running"
         else "",
         "why_stopped": viewer_notes.why_stopped(dep) if dep.status == "stopped" else "",
