@@ -28,6 +28,10 @@ result, and otherwise passes the request, untouched, to Flask:
 and answers with the body and headers Flask would (``plain_payload``,
 the security headers of :class:`app.security.SecurityHeaders`). A wrong
 token, a stranger to a private app, a memo miss: Flask answers, as before.
+
+Flask's app-wide hooks do not run for the answers given here: a hook added
+to Flask later (a header, a check) must be mirrored here, or make these
+requests go to Flask. tests/test_hot_wsgi.py compares the two answers.
 """
 
 from __future__ import annotations
