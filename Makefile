@@ -53,6 +53,7 @@ TEST_UV_CACHE ?= $(or $(DORMOUSE_TEST_UV_CACHE),$(shell mkdir -p /var/cache/dorm
 # Measurements, not tests: each prints a ratio against a baseline of the same run (docs/performance.md).
 bench: install
 	$(BIN)/python bench/forward_auth.py
+	$(BIN)/python bench/hot_paths.py
 	$(BIN)/python bench/cold_start.py --rounds 3
 	$(BIN)/python bench/memory.py --rounds 1
 

@@ -49,7 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     app.jinja_env.globals["frameworks"] = frameworks.FRAMEWORKS  # labels and badges for pages
     app.jinja_env.globals["env_state"] = app_envs.state_of  # an app's environment, for its owner
 
-    from . import auth, errors, metrics, rate_limits, scheduler, security
+    from . import auth, errors, hot_wsgi, metrics, rate_limits, scheduler, security, watching
     from .cli import register_cli
     from .views import register_blueprints
 
@@ -59,6 +59,8 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     metrics.init_app(app)  # /metrics, and counts the gate's decisions (wraps its view)
     errors.init_app(app)
     security.init_app(app)
+    watching.init_app(app)
+    hot_wsgi.init_app(app)  # outermost: answers the memo's hits before Flask
     register_cli(app)
     scheduler.init_app(app)
     if scheduler.started_by_flask_run():

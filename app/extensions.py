@@ -3,9 +3,10 @@
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from .csrf_tokens import RememberingCSRF
 
 # Stable constraint names, so Alembic migrations name them the same on SQLite
 # and PostgreSQL.
@@ -25,4 +26,4 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
-csrf = CSRFProtect()
+csrf = RememberingCSRF()  # Flask-WTF's, its token checks remembered

@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import lru_cache, partial, wraps
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -223,9 +223,9 @@ def init_app(app: Flask) -> None:
     _apply(app, "api.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "api.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "tokens.page", limiter.limit(TOKENS_PER_USER, key_func=publisher_key, methods=post))
-    token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens", exempt_when=_answers_json)
-    _apply(app, "viz.status", token_partials)
-    _apply(app, "viz.ping", token_partials)
+    token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens")
+    _apply_unless_json(app, "viz.status", token_partials)
+    _apply_unless_json(app, "viz.ping", token_partials)
     _apply(app, "viz.goodbye", limiter.limit(GOODBYE_PER_CLIENT))
 
 
@@ -234,6 +234,21 @@ def _apply(app: Flask, endpoint: str, *limits: RouteLimit) -> None:
     for limit in limits:
         view = limit(view)
     app.view_functions[endpoint] = view
+
+
+def _apply_unless_json(app: Flask, endpoint: str, limit: RouteLimit) -> None:
+    """``limit`` on the answers that carry an entry token (the HTML partial);
+    a JSON answer (the page's pings and JSON polls, the hot path) goes
+    straight to the view, without even the limiter's exemption check, which
+    cost it more than the view itself (measured in-process, bench/hot_paths.py)."""
+    view = app.view_functions[endpoint]
+    limited = limit(view)
+
+    @wraps(view)
+    def either(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs) if _answers_json() else limited(*args, **kwargs)
+
+    app.view_functions[endpoint] = either
 
 
 def _drop_global_hooks(app: Flask, limiter: Limiter) -> None:

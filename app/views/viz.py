@@ -14,17 +14,20 @@ estimate in :mod:`app.start_estimate`.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
-from flask import Blueprint, Response, current_app, g, jsonify, make_response, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import app_envs, budget, lifecycle, start_estimate, start_schedule, tokens, viewer_notes
+from .. import app_envs, budget, lifecycle, start_estimate, start_schedule, tokens, viewer_notes, watching
 from ..auth import may_manage
 from ..backends import BackendError
+from ..idle import IdleLimits
 from ..models import Deployment, VizApp, utcnow
 from ..security import EMBEDDERS
+from ..status_memo import AppSeen, DeploymentSeen, Seen
 from .gallery import visible_app
 from .gate import TOKEN_PARAM
 
@@ -50,7 +53,7 @@ def _estimate(dep: Deployment) -> dict[str, float] | None:
     return None if found is None else {"typical": round(found.typical), "slow": round(found.slow)}
 
 
-def status_payload(dep: Deployment | None) -> dict[str, object]:
+def status_payload(dep: Deployment | DeploymentSeen | None) -> dict[str, object]:
     """The status as plain data, for JSON and for the partial."""
     if dep is None:
         return {
@@ -71,9 +74,10 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
             "why_stopped": "",
             "wakes_by_itself": False,
         }
-    now = utcnow()
     url = None
-    if dep.status == "running" and dep.backend_ref:
+    if isinstance(dep, DeploymentSeen):
+        url = dep.url  # made once per worker (app/watching.py)
+    elif dep.status == "running" and dep.backend_ref:
         try:
             url = lifecycle.backend().url(dep.backend_ref)
         except BackendError:  # an unreadable ref: the next refresh finds it gone
@@ -81,6 +85,15 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
     reason = dep.status_reason or ""
     if dep.status == "failed" and not may_manage(current_user, dep.app):
         reason = NOT_STARTED  # the app's output is for its owner and admins only
+    return plain_payload(dep, now=utcnow(), limits=lifecycle.limits(), url=url, reason=reason)
+
+
+def plain_payload(
+    dep: Deployment | DeploymentSeen, *, now: datetime, limits: IdleLimits, url: str | None, reason: str
+) -> dict[str, object]:
+    """:func:`status_payload` of a deployment once its URL and the reason
+    its viewer may read are known (no request, no database; app/hot_wsgi.py
+    calls it too)."""
     return {
         "status": dep.status,
         "reason": reason,
@@ -95,9 +108,7 @@ def status_payload(dep: Deployment | None) -> dict[str, object]:
         "stopped_at": _iso(dep.stopped_at),
         "elapsed": int(((dep.ready_at or dep.stopped_at or now) - dep.created_at).total_seconds()),
         "estimate": _estimate(dep),
-        "sleep_notice": viewer_notes.sleep_notice(
-            lifecycle.limits(), keep_awake_until=dep.keep_awake_until, now=now
-        )
+        "sleep_notice": viewer_notes.sleep_notice(limits, keep_awake_until=dep.keep_awake_until, now=now)
         if dep.status == "running"
         else "",
         "why_stopped": viewer_notes.why_stopped(dep) if dep.status == "stopped" else "",
@@ -122,11 +133,15 @@ def _entry_url(url: str, public_name: str) -> str:
 
 
 def _wants_json() -> bool:
+    if "HX-Request" in request.headers:
+        return False
+    if request.headers.get("Accept") == "application/json":  # the page's ping: no parsing
+        return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and "HX-Request" not in request.headers
+    return best == "application/json"
 
 
-def _poll_delay(dep: Deployment | None, slowest: float) -> float:
+def _poll_delay(dep: Deployment | DeploymentSeen | None, slowest: float) -> float:
     """When the page polls a starting deployment next: soon while it is
     young, every ``slowest`` (STATUS_POLL_INTERVAL) later (app/start_schedule.py)."""
     if dep is None:
@@ -134,10 +149,10 @@ def _poll_delay(dep: Deployment | None, slowest: float) -> float:
     return start_schedule.poll_delay(start_schedule.age_of(dep.created_at, utcnow()), slowest)
 
 
-def status_response(app: VizApp, dep: Deployment | None) -> Response:
+def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | None) -> Response:
     payload = status_payload(dep)
-    if _wants_json():
-        response = jsonify(payload)
+    if _wants_json():  # the hot path's answer: no provider, no sorting (jsonify cost it a tenth)
+        response = Response(json.dumps(payload, separators=(",", ":")), mimetype="application/json")
     else:
         settings = current_app.config["DORMOUSE"]
         frame_url = _entry_url(payload["url"], str(payload["public_name"])) if payload["url"] else None
@@ -153,8 +168,7 @@ def status_response(app: VizApp, dep: Deployment | None) -> Response:
         if payload["status"] != "starting" and request.headers.get("HX-Request"):
             response.status_code = STOP_POLLING
     response.headers["Cache-Control"] = "no-store"
-    response.vary.add("HX-Request")
-    response.vary.add("Accept")
+    response.headers["Vary"] = "HX-Request, Accept"  # a new response has none yet
     return response
 
 
@@ -255,13 +269,42 @@ def start(owner: str, title: str):
     return status_response(app, dep)
 
 
+def _watched(owner: str, title: str, public_name: str, now: datetime) -> Seen | None:
+    """The hot path (app/watching.py): the app and the deployment the page
+    names, if it is not starting (from the worker's memo, or one query),
+    after the visibility check; None to take the general path."""
+    if not public_name:
+        return None
+    seen = watching.shown(owner, title, public_name, now=now)
+    if seen is None or seen.deployment.status == "starting":
+        return None
+    if not watching.may_see(current_user, seen.app):
+        abort(404)  # exactly what visible_app answers
+    return seen
+
+
 @bp.get("/status")
 def status(owner: str, title: str):
+    seen = _watched(owner, title, request.args.get("deployment", ""), utcnow())
+    if seen is not None:
+        return status_response(seen.app, seen.deployment)
     app = visible_app(owner, title)
     dep = _shown_deployment(app, request.args.get("deployment", ""))
     if dep is not None:
         lifecycle.refresh(dep)
     return status_response(app, dep)
+
+
+def _form_field(name: str) -> str:
+    """One field of a small url-encoded form (a ping's body) without
+    Werkzeug's form parser, which cost a ping more than its view; anything
+    else goes through ``request.form``."""
+    if request.mimetype == "application/x-www-form-urlencoded" and (request.content_length or 0) <= 1024:
+        for key, value in parse_qsl(request.get_data(cache=True, as_text=True)):
+            if key == name:
+                return value
+        return ""
+    return request.form.get(name, "")
 
 
 @bp.post("/ping")
@@ -270,8 +313,13 @@ def ping(owner: str, title: str):
     deployment it shows (``deployment=<public_name>``), so a page whose
     deployment was stopped learns so even if someone else has since started a
     new one, and offers a restart instead of pinging a dead iframe."""
+    now = utcnow()
+    seen = _watched(owner, title, _form_field("deployment"), now)
+    if seen is not None:
+        seen = watching.record_ping(seen, now=now)
+        return status_response(seen.app, seen.deployment)
     app = visible_app(owner, title)
-    dep = _shown_deployment(app, request.form.get("deployment", ""))
+    dep = _shown_deployment(app, _form_field("deployment"))
     if dep is not None and dep.is_live:
         now = utcnow()
         lifecycle.record_ping(dep, now=now)
