@@ -177,6 +177,10 @@ class Settings:
         plain_local = backend == "local" and not front.tls
         viz_port = env_port(env, "VIZ_PORT", front.port if plain_local else 0, minimum=0) or None
         ping_interval = env_float(env, "PING_INTERVAL", 10.0, minimum=1.0)
+        resolution = env_float(env, "ACTIVITY_RESOLUTION", min(5.0, ping_interval / 2), minimum=0.0)
+        ping_timeout = env_float(env, "IDLE_PING_TIMEOUT", 300.0, minimum=1.0)
+        goodbye_grace = env_float(env, "GOODBYE_GRACE", 60.0, minimum=0.0)
+        _check_watched_pages_keep(ping_interval, resolution, ping_timeout, goodbye_grace)
         return cls(
             env_name=env_name,
             instance_path=instance,
@@ -199,14 +203,12 @@ class Settings:
             apps_dir=Path(env_str(env, "APPS_DIR", str(REPO_ROOT / "examples"))).resolve(),
             # the defaults are tuned by bench/idle_sim.py (docs/performance.md)
             idle_load_timeout=env_float(env, "IDLE_LOAD_TIMEOUT", 60.0, minimum=1.0),
-            idle_ping_timeout=env_float(env, "IDLE_PING_TIMEOUT", 300.0, minimum=1.0),
+            idle_ping_timeout=ping_timeout,
             start_timeout=env_float(env, "START_TIMEOUT", 180.0, minimum=1.0),
             ping_interval=ping_interval,
             status_poll_interval=env_float(env, "STATUS_POLL_INTERVAL", 1.0, minimum=0.2),
-            activity_resolution=env_float(
-                env, "ACTIVITY_RESOLUTION", min(5.0, ping_interval / 2), minimum=0.0
-            ),
-            goodbye_grace=env_float(env, "GOODBYE_GRACE", 60.0, minimum=0.0),
+            activity_resolution=resolution,
+            goodbye_grace=goodbye_grace,
             sweep_interval=env_float(env, "SWEEP_INTERVAL", 15.0, minimum=1.0),
             scheduler_enabled=env_bool(env, "SCHEDULER_ENABLED", True),
             viz_host=viz_host,
@@ -266,6 +268,27 @@ class Settings:
             "REMEMBER_COOKIE_DURATION": timedelta(days=self.remember_days),
             "WTF_CSRF_TIME_LIMIT": None,  # a viz tab may stay open for hours
         }
+
+
+def _check_watched_pages_keep(
+    ping_interval: float, resolution: float, ping_timeout: float, goodbye_grace: float
+) -> None:
+    """Refuse idle settings under which a page that is being watched could
+    lose its app: a focused page pings every PING_INTERVAL, and its ping is
+    stored at most ACTIVITY_RESOLUTION late, so both the ping limit and the
+    goodbye grace (a page closing elsewhere, or a forged goodbye, must not
+    stop an app someone still watches) must outlast that gap."""
+    if ping_timeout <= ping_interval:
+        raise ConfigError(
+            f"IDLE_PING_TIMEOUT ({ping_timeout:g} s) must be longer than PING_INTERVAL "
+            f"({ping_interval:g} s), or an app would be stopped between a watching page's pings"
+        )
+    if goodbye_grace <= ping_interval + resolution:
+        raise ConfigError(
+            f"GOODBYE_GRACE ({goodbye_grace:g} s) must be longer than PING_INTERVAL + "
+            f"ACTIVITY_RESOLUTION ({ping_interval + resolution:g} s), or a page still watching "
+            "could lose its app when another page says goodbye"
+        )
 
 
 def _engine_options(url: str) -> dict[str, object]:

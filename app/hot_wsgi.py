@@ -48,7 +48,7 @@ from flask import Flask
 from flask_wtf.csrf import same_origin
 from werkzeug.http import parse_cookie
 
-from . import metrics
+from . import lifecycle, metrics
 from .config import Settings
 from .extensions import csrf
 from .idle import IdleLimits
@@ -76,9 +76,7 @@ class HotAnswers:
         config = flask_app.config
         settings: Settings = config["DORMOUSE"]
         self.settings = settings
-        self.limits = IdleLimits(
-            settings.idle_load_timeout, settings.idle_ping_timeout, settings.start_timeout
-        )
+        self.limits: IdleLimits = lifecycle.limits(settings)  # the same as Flask's answers use
         self.memo: StatusMemo = flask_app.extensions[EXTENSION]
         self.cookie_name = config["SESSION_COOKIE_NAME"]
         # only when Flask would check every POST's token, and never touch the remember cookie here

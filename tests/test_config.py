@@ -81,6 +81,12 @@ def test_bad_jwt_keys_fail_clearly(raw, message):
         ("IDLE_LOAD_TIMEOUT", "soon", "number of seconds"),
         ("IDLE_PING_TIMEOUT", "0", "at least 1"),
         ("GOODBYE_GRACE", "-1", "at least 0"),
+        (
+            "GOODBYE_GRACE",
+            "15",
+            r"GOODBYE_GRACE \(15 s\) must be longer than PING_INTERVAL \+ ACTIVITY_RESOLUTION \(15 s\)",
+        ),
+        ("IDLE_PING_TIMEOUT", "10", r"IDLE_PING_TIMEOUT \(10 s\) must be longer than PING_INTERVAL \(10 s\)"),
         ("SCHEDULER_ENABLED", "maybe", "1/0"),
         ("BACKEND", "nomad", "BACKEND must be"),
         ("LOCAL_PORT_MAX", "1500", "LOCAL_PORT_MAX"),
@@ -100,10 +106,10 @@ def test_typed_values(tmp_path):
             IDLE_PING_TIMEOUT="30.5",
             SCHEDULER_ENABLED="off",
             SWEEP_INTERVAL="5",
-            GOODBYE_GRACE="0",
+            GOODBYE_GRACE="15.5",
         )
     )
-    assert (s.idle_load_timeout, s.idle_ping_timeout, s.goodbye_grace) == (90, 30.5, 0)
+    assert (s.idle_load_timeout, s.idle_ping_timeout, s.goodbye_grace) == (90, 30.5, 15.5)
     assert s.scheduler_enabled is False and s.sweep_interval == 5
 
 

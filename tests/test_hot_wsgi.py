@@ -41,6 +41,8 @@ def running(any_app, any_fake_backend, clock):
 
 def hot(any_app) -> HotAnswers:
     assert isinstance(any_app.wsgi_app, HotAnswers)
+    # the sleep notice is worded from the same limits (slack and goodbye grace included)
+    assert any_app.wsgi_app.limits == lifecycle.limits(any_app.config["DORMOUSE"])
     return any_app.wsgi_app
 
 

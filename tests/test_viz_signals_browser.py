@@ -27,7 +27,7 @@ from tests.serving import REPO, LiveServer, serve
 
 pytestmark = pytest.mark.timeout(300)
 APP = "/demo/dash-wave/"
-GRACE = 60  # seconds: GOODBYE_GRACE, the default
+GRACE = 3700  # seconds: GOODBYE_GRACE, longer than PING_INTERVAL + ACTIVITY_RESOLUTION (the config asks)
 
 # Prints the deployment's goodbye columns; with a number of seconds, first
 # sweeps with the clock that many seconds after its latest goodbye.
@@ -59,8 +59,8 @@ def server(tmp_path) -> Iterator[LiveServer]:
         ACTIVITY_RESOLUTION="0",
         SWEEP_INTERVAL="3600",  # the test runs the sweep itself
         STATUS_POLL_INTERVAL="0.5",
-        IDLE_LOAD_TIMEOUT="3600",  # only the goodbye may stop it within the test
-        IDLE_PING_TIMEOUT="3600",
+        IDLE_LOAD_TIMEOUT="36000",  # only the goodbye may stop it within the test
+        IDLE_PING_TIMEOUT="36000",
         GOODBYE_GRACE=str(GRACE),
     ) as live:
         yield live
