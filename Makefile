@@ -56,6 +56,8 @@ bench: install
 	$(BIN)/python bench/hot_paths.py
 	$(BIN)/python bench/cold_start.py --rounds 3
 	$(BIN)/python bench/memory.py --rounds 1
+	$(BIN)/python bench/sweep.py --rounds 3
+	$(BIN)/python bench/idle_sim.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
