@@ -53,6 +53,7 @@ from bench.harness import (
     Load,
     Result,
     Side,
+    checked,
     gunicorn,
     median,
     pick_client,
@@ -187,18 +188,6 @@ def load_rounds(
             d.socket_errors + b.socket_errors,
         )
     return pairs
-
-
-def checked(side: Side, result: Result) -> Result:
-    side.server.check_running()
-    if result.bad_status:
-        raise BenchError(
-            f"{side.label}: {result.bad_status} of {result.requests} answers were not 2xx/3xx; "
-            f"the end of its log:\n{side.server.log_tail(10)}"
-        )
-    if result.requests == 0:
-        raise BenchError(f"{side.label}: no request completed ({result.socket_errors} socket errors)")
-    return result
 
 
 def row(label, bare_rps, bare_p99, rps, p99, ratio, errors: int = 0) -> None:
