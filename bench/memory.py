@@ -32,8 +32,6 @@ starts is stopped on the way out, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,9 +43,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
 from bench.app_launch import DEMOS, SHARED_ENVS, by_hand_process, flask, launch_command, product_env
+from bench.app_launch import stop_group as stop
 from bench.forward_auth import dormouse_env
 from bench.harness import BenchError, Server, free_port, gunicorn, median, request, sigterm_as_exit
-from bench.harness import _group_alive as group_alive
 
 WATCHDOG = Path(__file__).resolve().parent.parent / "app" / "backends" / "local_watchdog.py"
 
@@ -106,21 +104,6 @@ def group_memory(pgid: int, skip: set[int] = frozenset()) -> Mem:
         if pid not in skip:
             total += process_memory(pid)
     return total
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and group_alive(proc.pid):
-            proc.poll()
-            time.sleep(0.05)
-        if not group_alive(proc.pid):
-            break
-    proc.poll()
 
 
 # --- Dormouse against bare Flask ------------------------------------------------------------
