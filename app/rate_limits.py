@@ -28,6 +28,7 @@ counts in memory until it can again.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +39,8 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_limiter import Limiter, RouteLimit
 from flask_login import current_user
+from limits import RateLimitItem, parse_many
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import start_schedule
@@ -82,6 +85,8 @@ PROXY_HOPS = 1
 RETRY_ENDPOINTS = frozenset({"viz.start", "viz.status"})
 
 EXTENSION = "dormouse.limiter"
+
+logger = logging.getLogger(__name__)
 
 
 # --- who is asking -----------------------------------------------------------------
@@ -223,7 +228,7 @@ def init_app(app: Flask) -> None:
     _apply(app, "api.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "api.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "tokens.page", limiter.limit(TOKENS_PER_USER, key_func=publisher_key, methods=post))
-    token_partials = limiter.shared_limit(entry_tokens, scope="entry-tokens")
+    token_partials = EntryTokenLimit(limiter, entry_tokens, scope="entry-tokens")
     _apply_unless_json(app, "viz.status", token_partials)
     _apply_unless_json(app, "viz.ping", token_partials)
     _apply(app, "viz.goodbye", limiter.limit(GOODBYE_PER_CLIENT))
@@ -236,7 +241,63 @@ def _apply(app: Flask, endpoint: str, *limits: RouteLimit) -> None:
     app.view_functions[endpoint] = view
 
 
-def _apply_unless_json(app: Flask, endpoint: str, limit: RouteLimit) -> None:
+class EntryTokenLimit:
+    """The entry-token limit (``ENTRY_TOKEN_PAGES``), one count per client
+    shared by the status and ping partials, checked straight against the
+    limiter's strategy and storage: the same moving window, the same keys
+    (``RATELIMIT_KEY_PREFIX``, the client, the scope) and the same fallback
+    to counting in memory while the storage cannot be reached as
+    Flask-Limiter's decorator, without its per-request search for the limits
+    that apply, which cost the partial ~160 us, a third of its time
+    (measured in-process, bench/hot_paths.py). A refusal is a 429 with the
+    seconds until the window lets one through again (app/errors.py)."""
+
+    def __init__(self, limiter: Limiter, limits: str, *, scope: str) -> None:
+        self.limiter = limiter
+        self.items = sorted(parse_many(limits))
+        self.scope = scope
+
+    def check(self) -> None:
+        if not self.limiter.enabled:
+            return
+        args = [current_app.config["RATELIMIT_KEY_PREFIX"], client_key(), self.scope]
+        try:
+            refused = self._refused(args)
+        except Exception:  # the storage (Redis) failed: as Flask-Limiter does, count in memory
+            if not self.limiter._in_memory_fallback_enabled or self.limiter._storage_dead:
+                raise
+            logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
+            self.limiter._storage_dead = True
+            refused = self._refused(args)
+        if refused is not None:
+            logger.info("ratelimit %s (%s) exceeded at %s", refused, args[1], self.scope)
+            raise TooManyRequests(retry_after=self._wait(refused, args))
+
+    def _refused(self, args: list[str]) -> RateLimitItem | None:
+        strategy = self.limiter.limiter
+        for item in self.items:
+            if not strategy.hit(item, *args):
+                return item
+        return None
+
+    def _wait(self, item: RateLimitItem, args: list[str]) -> int:
+        try:
+            return max(
+                1, math.ceil(self.limiter.limiter.get_window_stats(item, *args).reset_time - time.time())
+            )
+        except Exception:  # the storage failed just now: the whole window is an upper bound
+            return item.get_expiry()
+
+    def __call__(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            self.check()
+            return view(*args, **kwargs)
+
+        return limited
+
+
+def _apply_unless_json(app: Flask, endpoint: str, limit: EntryTokenLimit) -> None:
     """``limit`` on the answers that carry an entry token (the HTML partial);
     a JSON answer (the page's pings and JSON polls, the hot path) goes
     straight to the view, without even the limiter's exemption check, which
