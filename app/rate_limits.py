@@ -44,6 +44,7 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import start_schedule
+from .moving_window import MovingWindows
 
 # --- the limits ------------------------------------------------------------------
 # Limit strings are Flask-Limiter's ("N/period", several joined by ";").
@@ -85,6 +86,7 @@ PROXY_HOPS = 1
 RETRY_ENDPOINTS = frozenset({"viz.start", "viz.status"})
 
 EXTENSION = "dormouse.limiter"
+ENTRY_TOKENS = "dormouse.entry_token_limit"
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +230,9 @@ def init_app(app: Flask) -> None:
     _apply(app, "api.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "api.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "tokens.page", limiter.limit(TOKENS_PER_USER, key_func=publisher_key, methods=post))
-    token_partials = EntryTokenLimit(limiter, entry_tokens, scope="entry-tokens")
+    in_memory = settings.rate_limit_storage.startswith("memory://")
+    token_partials = EntryTokenLimit(limiter, entry_tokens, scope="entry-tokens", in_memory=in_memory)
+    app.extensions[ENTRY_TOKENS] = token_partials
     _apply_unless_json(app, "viz.status", token_partials)
     _apply_unless_json(app, "viz.ping", token_partials)
     _apply(app, "viz.goodbye", limiter.limit(GOODBYE_PER_CLIENT))
@@ -243,22 +247,33 @@ def _apply(app: Flask, endpoint: str, *limits: RouteLimit) -> None:
 
 class EntryTokenLimit:
     """The entry-token limit (``ENTRY_TOKEN_PAGES``), one count per client
-    shared by the status and ping partials, checked straight against the
-    limiter's strategy and storage: the same moving window, the same keys
-    (``RATELIMIT_KEY_PREFIX``, the client, the scope) and the same fallback
-    to counting in memory while the storage cannot be reached as
-    Flask-Limiter's decorator, without its per-request search for the limits
-    that apply, which cost the partial ~160 us, a third of its time
-    (measured in-process, bench/hot_paths.py). A refusal is a 429 with the
-    seconds until the window lets one through again (app/errors.py)."""
+    shared by the status and ping partials, checked without Flask-Limiter's
+    decorator, whose per-request search for the limits that apply cost the
+    partial ~160 us, a third of its time (measured in-process,
+    bench/hot_paths.py). The same moving window: with ``memory://`` storage
+    (each worker counts on its own either way) in :class:`MovingWindows`,
+    which forgets old hits without the limits library's background walk over
+    every key (~10 ms every ~20 ms with thousands of clients); with Redis,
+    straight against Flask-Limiter's strategy and storage, with the same keys
+    (``RATELIMIT_KEY_PREFIX``, the client, the scope) and the same fallback to
+    counting in memory while Redis cannot be reached. A refusal is a 429 with
+    the seconds until the window lets one through again (app/errors.py)."""
 
-    def __init__(self, limiter: Limiter, limits: str, *, scope: str) -> None:
+    def __init__(self, limiter: Limiter, limits: str, *, scope: str, in_memory: bool) -> None:
         self.limiter = limiter
         self.items = sorted(parse_many(limits))
         self.scope = scope
+        self.windows = MovingWindows([(i.amount, i.get_expiry()) for i in self.items]) if in_memory else None
+        self.clock = time.monotonic
 
     def check(self) -> None:
         if not self.limiter.enabled:
+            return
+        if self.windows is not None:
+            wait = self.windows.hit(client_key(), now=self.clock())
+            if wait is not None:
+                logger.info("ratelimit %s (%s) exceeded at %s", self.items, client_key(), self.scope)
+                raise TooManyRequests(retry_after=max(1, math.ceil(wait)))
             return
         args = [current_app.config["RATELIMIT_KEY_PREFIX"], client_key(), self.scope]
         try:
