@@ -41,6 +41,7 @@ from flask_limiter import Limiter, RouteLimit
 from flask_login import current_user
 from limits import RateLimitItem, parse_many
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.http import parse_list_header
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import start_schedule
@@ -139,7 +140,23 @@ class ForwardedFor:
 
 def client_address() -> str:
     """The client's address as limits count it: IPv4 as is, IPv6 by /64."""
-    raw = request.remote_addr or ""
+    return _counted_address(request.remote_addr or "")
+
+
+def client_key_of(environ: dict[str, Any], backend: str) -> str:
+    """:func:`client_key` from a WSGI environ that has not been through
+    :class:`ForwardedFor` (app/hot_wsgi.py answers before it): the same
+    address, read the same way (ProxyFix's rule for ``PROXY_HOPS``)."""
+    peer = environ.get("REMOTE_ADDR", "")
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    if forwarded and trusted_peer(peer, backend):
+        values = parse_list_header(forwarded)
+        if len(values) >= PROXY_HOPS:
+            peer = values[-PROXY_HOPS]
+    return f"client:{_counted_address(peer)}"
+
+
+def _counted_address(raw: str) -> str:
     ip = _address(raw)
     if ip is None:
         return raw or "unknown"

@@ -44,6 +44,11 @@ class RunningPartials:
         self._parts: dict[Hashable, tuple[str, str] | None] = {}
         self._lock = threading.Lock()
 
+    def parts(self, key: Hashable | None) -> tuple[str, str] | None:
+        """The text before and after the token for shape ``key``, if remembered."""
+        found = self._parts.get(key) if key is not None else None
+        return found if isinstance(found, tuple) else None
+
     def render(self, key: Hashable, token: str, render: Callable[[str], str]) -> str:
         """The partial for shape ``key`` with ``token``; ``render(token)``
         renders it in full (used once per shape, or each time when the token
