@@ -29,6 +29,16 @@ and answers with the body and headers Flask would (``plain_payload``,
 the security headers of :class:`app.security.SecurityHeaders`). A wrong
 token, a stranger to a private app, a memo miss: Flask answers, as before.
 
+The same for the HTMX status partial (``HX-Request``, HTTP 286) of a
+running deployment of a published app, when the viewer is anonymous and
+Flask-Login would leave the session as it is (no user, no remember-me
+cookie, no request or header loader, session protection with nothing to
+do): its text as Flask last rendered it for the same shape
+(:mod:`app.running_partial`; a miss goes to Flask, which renders and
+remembers it) around a fresh entry token for ``anonymous``, once the
+entry-token limit has counted the client (``memory://`` only; a refusal
+goes to Flask, which refuses it too, a refused hit not being counted).
+
 Flask's app-wide hooks do not run for the answers given here: a hook added
 to Flask later (a header, a check) must be mirrored here, or make these
 requests go to Flask. tests/test_hot_wsgi.py compares the two answers.
@@ -277,5 +287,7 @@ def _first(query: str, name: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Outermost: before ForwardedFor and Flask (no answer here depends on the client's address)."""
+    """Outermost: before ForwardedFor and Flask (the one answer here that
+    depends on the client's address, the partial's limit, reads it as
+    ForwardedFor does: ``rate_limits.client_key_of``)."""
     app.wsgi_app = HotAnswers(app, app.wsgi_app)  # type: ignore[method-assign]
