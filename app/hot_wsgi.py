@@ -29,6 +29,16 @@ and answers with the body and headers Flask would (``plain_payload``,
 the security headers of :class:`app.security.SecurityHeaders`). A wrong
 token, a stranger to a private app, a memo miss: Flask answers, as before.
 
+The same for the HTMX status partial (``HX-Request``, HTTP 286) of a
+running deployment of a published app, when the viewer is anonymous and
+Flask-Login would leave the session as it is (no user, no remember-me
+cookie, no request or header loader, session protection with nothing to
+do): its text as Flask last rendered it for the same shape
+(:mod:`app.running_partial`; a miss goes to Flask, which renders and
+remembers it) around a fresh entry token for ``anonymous``, once the
+entry-token limit has counted the client (``memory://`` only; a refusal
+goes to Flask, which refuses it too, a refused hit not being counted).
+
 Flask's app-wide hooks do not run for the answers given here: a hook added
 to Flask later (a header, a check) must be mirrored here, or make these
 requests go to Flask. tests/test_hot_wsgi.py compares the two answers.
@@ -41,6 +51,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,18 +59,25 @@ from flask import Flask
 from flask_wtf.csrf import same_origin
 from werkzeug.http import parse_cookie
 
-from . import lifecycle, metrics
+from . import lifecycle, metrics, rate_limits, running_partial, tokens
 from .config import Settings
-from .extensions import csrf
+from .extensions import csrf, login_manager
 from .idle import IdleLimits
 from .security import HSTS, SecurityHeaders, host_of, is_trusted
-from .status_memo import EXTENSION, StatusMemo, needs_write
+from .status_memo import EXTENSION, Seen, StatusMemo, needs_write
 
 PATH = re.compile(r"/([a-z0-9][a-z0-9-]*)/([a-z0-9][a-z0-9-]*)/viz/(status|ping)\Z")
 # What a session may hold for Flask to do nothing with it on these answers
 # but read it (Flask-Login acts on "_remember"; Flask re-signs a "_permanent" one).
 PLAIN_SESSION = frozenset({"csrf_token", "_fresh", "_user_id", "_id"})
 MAX_BODY = 1024
+HTML = "text/html; charset=utf-8"
+PARTIAL_STATUS = "286 UNKNOWN"  # Werkzeug's status line for htmx's "stop polling"
+HTML_HEADERS = (
+    ("Content-Type", HTML),
+    ("Cache-Control", "no-store"),
+    ("Vary", "HX-Request, Accept, Cookie"),
+)
 JSON_HEADERS = (
     ("Content-Type", "application/json"),
     ("Cache-Control", "no-store"),
@@ -79,6 +97,7 @@ class HotAnswers:
         self.limits: IdleLimits = lifecycle.limits(settings)  # the same as Flask's answers use
         self.memo: StatusMemo = flask_app.extensions[EXTENSION]
         self.cookie_name = config["SESSION_COOKIE_NAME"]
+        self.remember_cookie = config.get("REMEMBER_COOKIE_NAME", "remember_token")
         # only when Flask would check every POST's token, and never touch the remember cookie here
         self.enabled = bool(
             config.get("WTF_CSRF_ENABLED", True)
@@ -101,8 +120,9 @@ class HotAnswers:
         if found is None:
             return self.next(environ, start_response)
         self.answered += 1
-        start_response("200 OK", found[1])
-        return [found[0]]
+        body, headers = found
+        start_response(PARTIAL_STATUS if ("Content-Type", HTML) in headers else "200 OK", headers)
+        return [body]
 
     def answer(self, environ: dict[str, Any]) -> tuple[bytes, list[tuple[str, str]]] | None:
         matched = PATH.match(environ.get("PATH_INFO", ""))
@@ -112,14 +132,18 @@ class HotAnswers:
         method = environ.get("REQUEST_METHOD")
         if (kind, method) not in (("status", "GET"), ("ping", "POST")):
             return None
-        if environ.get("HTTP_ACCEPT") != "application/json" or "HTTP_HX_REQUEST" in environ:
+        if "HTTP_HX_REQUEST" in environ:  # the running partial of a status poll, HTTP 286
+            if kind != "status" or not environ["HTTP_HX_REQUEST"]:
+                return None
+            kind = "partial"
+        elif environ.get("HTTP_ACCEPT") != "application/json":
             return None
         host_header = environ.get("HTTP_HOST", "")
         host = host_of(host_header) if host_header else ""
         if not host or host == self.settings.viz_host or not is_trusted(host, self.settings.trusted_hosts):
             return None
         session = self._session(environ)
-        if session is None:
+        if session is None or (kind == "partial" and not self._anonymous(environ, session)):
             return None
         https = environ.get("wsgi.url_scheme") == "https"
         if kind == "ping":
@@ -186,6 +210,8 @@ class HotAnswers:
         dep = seen.deployment
         if dep.status in ("starting", "failed"):
             return None
+        if kind == "partial":
+            return self._partial(environ, seen, now, https)
         if kind == "ping":
             due = needs_write(
                 self.memo.known_ping(dep.id), now=now, resolution=self.settings.activity_resolution
@@ -201,6 +227,57 @@ class HotAnswers:
         headers.append(("X-Robots-Tag", "noindex, nofollow"))
         return body, headers
 
+    def _anonymous(self, environ: dict[str, Any], session: dict[str, object]) -> bool:
+        """Whether Flask-Login would find an anonymous viewer and leave the
+        session as it is: no user in it, no remember-me cookie or request
+        or header loader to find one by, and session protection with nothing to do (an
+        empty session, or one "basic" protection already marked not fresh)."""
+        if "_user_id" in session or self.remember_cookie in parse_cookie(environ):
+            return False
+        if login_manager._request_callback is not None or login_manager._header_callback is not None:
+            return False
+        mode = self.flask_app.config.get("SESSION_PROTECTION", login_manager.session_protection)
+        if mode not in ("basic", "strong") or not session:
+            return True
+        return mode == "basic" and session.get("_fresh") is False
+
+    def _partial(
+        self, environ: dict[str, Any], seen: Seen, now: datetime, https: bool
+    ) -> tuple[bytes, list[tuple[str, str]]] | None:
+        """A running app's status partial (app/running_partial.py) for an
+        anonymous viewer: its remembered text around a fresh entry token,
+        after the entry-token limit (last: a request passed on to Flask must
+        not have been counted here)."""
+        from .views import viz
+
+        dep = seen.deployment
+        if dep.status != "running" or not dep.url:
+            return None
+        payload = viz.plain_payload(dep, now=now, limits=self.limits, url=dep.url, reason=dep.status_reason)
+        parts = running_partial.for_app(self.flask_app).parts(
+            running_partial.shape(seen.app, payload, dep.url)
+        )
+        if parts is None:
+            return None  # Flask renders it and remembers the text
+        limiter = self.flask_app.extensions.get(rate_limits.EXTENSION)
+        if limiter is not None and limiter.enabled:
+            limit = self.flask_app.extensions.get(rate_limits.ENTRY_TOKENS)
+            if limit is None or limit.windows is None:
+                return None  # counted in Redis: Flask's path
+            client = rate_limits.client_key_of(environ, self.settings.backend)
+            if limit.windows.hit(client, now=limit.clock()) is not None:
+                return None  # refused: Flask refuses it too (a refusal is not counted)
+        token = tokens.issue(
+            self.settings.jwt_keys, public_name=dep.public_name, subject="anonymous", kind=tokens.ENTRY,
+            ttl=self.settings.viz_token_ttl,
+        )  # fmt: skip
+        body = (parts[0] + token + parts[1]).encode()
+        headers = [*HTML_HEADERS, ("Content-Length", str(len(body))), *self.security]
+        if self.hsts_always or https:
+            headers.append(("Strict-Transport-Security", HSTS))
+        headers.append(("X-Robots-Tag", "noindex, nofollow"))
+        return body, headers
+
 
 def _first(query: str, name: str) -> str:
     for key, value in parse_qsl(query):
@@ -210,5 +287,7 @@ def _first(query: str, name: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Outermost: before ForwardedFor and Flask (no answer here depends on the client's address)."""
+    """Outermost: before ForwardedFor and Flask (the one answer here that
+    depends on the client's address, the partial's limit, reads it as
+    ForwardedFor does: ``rate_limits.client_key_of``)."""
     app.wsgi_app = HotAnswers(app, app.wsgi_app)  # type: ignore[method-assign]

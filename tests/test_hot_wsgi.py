@@ -6,12 +6,13 @@ poll, a starting or failed deployment, a ping whose write is due...)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
-from app import lifecycle
+from app import lifecycle, tokens
 from app.extensions import db
 from app.hot_wsgi import HotAnswers
 from app.models import Deployment, VizApp, utcnow
@@ -185,3 +186,122 @@ def test_a_session_flask_login_acts_on_goes_to_flask(any_app, running, clock):
         assert answer.status_code == 200
         assert any(c.startswith("remember_token=;") for c in answer.headers.getlist("Set-Cookie"))
     assert middleware.answered == before
+
+
+# --- the running partial (HTMX), for an anonymous viewer ----------------------------------
+
+HX = {"HX-Request": "true", "Accept": "text/html"}
+TOKEN = re.compile(r"dormouse_token=([A-Za-z0-9_.-]+)")
+
+
+def same_partial_as_flask(any_app, ask):
+    """The partial given here, then Flask's: the same text around each one's
+    own entry token, the same headers but the date."""
+    middleware = hot(any_app)
+    before = middleware.answered
+    fast = ask()
+    assert middleware.answered == before + 1, "not answered before Flask"
+    middleware.enabled = False
+    try:
+        slow = ask()
+    finally:
+        middleware.enabled = True
+    assert fast.status_code == slow.status_code == 286
+    (fast_token,) = TOKEN.findall(fast.get_data(as_text=True))
+    (slow_token,) = TOKEN.findall(slow.get_data(as_text=True))
+    assert fast_token != slow_token
+    assert fast.get_data(as_text=True).replace(fast_token, "T") == slow.get_data(as_text=True).replace(
+        slow_token, "T"
+    )
+    headers = {
+        (k.lower(), v) for k, v in fast.headers.items() if k.lower() not in IGNORED | {"content-length"}
+    }
+    assert headers == {
+        (k.lower(), v) for k, v in slow.headers.items() if k.lower() not in IGNORED | {"content-length"}
+    }
+    assert int(fast.headers["Content-Length"]) == len(fast.get_data())
+    assert "Set-Cookie" not in fast.headers
+    return fast_token
+
+
+def test_an_anonymous_viewers_running_partial_is_answered_with_a_fresh_token(any_app, running, clock):
+    client = visitor(any_app)
+    middleware = hot(any_app)
+    assert status(client, running, HX).status_code == 286  # Flask: marks the session not fresh, renders
+    assert status(client, running, HX).status_code == 286  # Flask: checks the changed cookie once
+    token = same_partial_as_flask(any_app, lambda: status(client, running, HX))
+    claims = tokens.verify(any_app.config["DORMOUSE"].jwt_keys, token, public_name=running, kind=tokens.ENTRY)
+    assert claims.subject == "anonymous"
+    with any_app.app_context():
+        assert tokens.consume(claims) is True and tokens.consume(claims) is False  # once, at the gate
+    before = middleware.answered
+    assert status(client, running, {**HX, "Host": "evil.example"}).status_code == 400
+    assert status(client, running, {"HX-Request": ""}).status_code == 200  # not htmx's: Flask, no 286
+    assert middleware.answered == before
+
+
+def test_a_partial_flask_login_could_act_on_goes_to_flask(any_app, running, clock):
+    client = visitor(any_app)
+    middleware = hot(any_app)
+    fresh = any_app.test_client()
+    fresh.get("/alice/wave/viz/")
+    with fresh.session_transaction() as session:
+        session["csrf_token"] = "x" * 40  # a session Flask-Login has not yet marked not fresh
+    assert status(client, running, HX).status_code == 286
+    before = middleware.answered
+    answer = status(fresh, running, HX)
+    assert answer.status_code == 286 and middleware.answered == before
+    assert answer.headers.get("Set-Cookie")  # Flask-Login marked it: the cookie changed
+    alice = visitor(any_app)
+    login(alice)
+    for _ in range(2):
+        (token,) = TOKEN.findall(status(alice, running, HX).get_data(as_text=True))
+        claims = tokens.verify(
+            any_app.config["DORMOUSE"].jwt_keys, token, public_name=running, kind=tokens.ENTRY
+        )
+        assert claims.subject.startswith("user:")
+    assert middleware.answered == before  # a logged-in viewer's token names her: Flask's
+    client.set_cookie(any_app.config["REMEMBER_COOKIE_NAME"], "whatever")
+    assert status(client, running, HX).status_code == 286 and middleware.answered == before
+
+
+def test_a_private_app_or_a_stopped_deployment_partial_goes_to_flask(any_app, running, clock):
+    client = visitor(any_app)
+    middleware = hot(any_app)
+    assert status(client, running, HX).status_code == 286
+    db.session.execute(update(VizApp).values(is_public=False))
+    db.session.commit()
+    before = middleware.answered
+    assert status(client, running, HX).status_code == 404
+    db.session.execute(update(VizApp).values(is_public=True))
+    db.session.commit()
+    lifecycle.stop(db.session.scalar(db.select(Deployment)), reason="idle")
+    assert "asleep" in status(client, running, HX).get_data(as_text=True)
+    assert middleware.answered == before
+
+
+def test_the_entry_token_limit_counts_the_partials_answered_here(tmp_path, any_db_url, clock):
+    from app.rate_limits import ENTRY_TOKENS
+    from tests.factories import CSRFClient, build_app, make_settings
+    from tests.fakes import FakeBackend
+
+    app = build_app(make_settings(tmp_path, any_db_url, RATE_LIMITS="1", STATUS_POLL_INTERVAL="10"))
+    app.test_client_class = CSRFClient  # each request with its own g, as in a server
+    backend = app.extensions["dormouse.backend"] = FakeBackend()
+    with app.app_context():
+        wave = make_app(make_user("alice"), "wave")
+        dep = make_deployment(wave, clock[0] - 60 * S, ready_at=clock[0] - 50 * S)
+        dep.backend_ref = backend.create(lifecycle.spec_for(dep))
+        db.session.commit()
+        client = visitor(app)
+        middleware = hot(app)
+        allowed = app.extensions[ENTRY_TOKENS].items[0].amount
+        here = {"X-Forwarded-For": "203.0.113.7"}
+        for _ in range(allowed):
+            assert status(client, dep.public_name, {**HX, **here}).status_code == 286
+        assert middleware.answered >= allowed - 2  # all but the first (or two) answered here
+        refused = status(client, dep.public_name, {**HX, **here})
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= 60
+        assert status(client, dep.public_name, {**HX, "X-Forwarded-For": "203.0.113.8"}).status_code == 286
+        db.session.remove()
+        db.engine.dispose()

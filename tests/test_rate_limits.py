@@ -24,7 +24,7 @@ from werkzeug.test import Client
 
 from app import rate_limits, start_schedule
 from app.extensions import db
-from app.rate_limits import ENTRY_TOKEN_PAGES, EXTENSION, ForwardedFor, trusted_peer
+from app.rate_limits import ENTRY_TOKEN_PAGES, ENTRY_TOKENS, EXTENSION, ForwardedFor, trusted_peer
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.fakes import FakeBackend
 
@@ -257,6 +257,38 @@ def test_status_partials_with_entry_tokens_are_limited_per_client(slow_polls):
     assert client.post("/alice/wave/viz/ping", headers={**HX, **_from("203.0.113.1")}).status_code == 429
     assert client.get(url, headers={**JSON, **_from("203.0.113.1")}).status_code == 200
     assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == 200
+
+
+def _exhaust_entry_tokens(app: Flask, address: str = "203.0.113.1") -> tuple[CSRFClient, str]:
+    """A started app's status partial asked for as often as the entry-token limit allows."""
+    client = app.test_client()
+    make_app(make_user("alice"), "wave")
+    public_name = _start(client, "/alice/wave/", address).get_json()["public_name"]
+    url = f"/alice/wave/viz/status?deployment={public_name}"
+    for _ in range(ENTRY_TOKEN_PAGES * start_schedule.polls_within(60, 10.0)):
+        assert client.get(url, headers={**HX, **_from(address)}).status_code == 200
+    return client, url
+
+
+def test_the_entry_token_limit_is_a_sliding_window(slow_polls, monkeypatch):
+    clock = _Clock()
+    slow_polls.extensions[ENTRY_TOKENS].clock = clock.time
+    client, url = _exhaust_entry_tokens(slow_polls)
+    clock.offset += 30
+    refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
+    assert refused.status_code == 429 and 25 <= _retry_after(refused) <= 31  # the first counted one ages out
+    clock.offset += 31
+    assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == 200
+
+
+def test_the_entry_token_limit_counts_in_memory_while_redis_is_unreachable(tmp_path):
+    uri = f"redis://127.0.0.1:{_closed_port()}/3"
+    for app in _limited_app(tmp_path, RATE_LIMIT_STORAGE=uri, STATUS_POLL_INTERVAL="10"):
+        client, url = _exhaust_entry_tokens(app)
+        assert app.extensions[EXTENSION]._storage_dead
+        refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
+        assert refused.status_code == 429 and _retry_after(refused) <= 60
+        assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == 200
 
 
 # --- publish --------------------------------------------------------------------------------

@@ -116,3 +116,41 @@ def test_app_cookies_are_remembered_once_checked_but_still_expire_and_rotate_out
     for _ in range(2):  # refused every time: failures are never remembered
         with pytest.raises(tokens.TokenError, match="entry"):
             tokens.verify_session(KEYS, entry, public_name=PUBLIC, now=now)
+
+
+@pytest.mark.parametrize(
+    "keys, public_name, subject, kind, ttl, now",
+    [
+        (KEYS, PUBLIC, "user:7", tokens.ENTRY, 60.0, None),
+        (KEYS, PUBLIC, "anonymous", tokens.SESSION, 3600, None),
+        ((("ké", "sécret ☃" * 5),), "default-zz9", "user:12", tokens.ENTRY, 0.75, None),
+        (KEYS, PUBLIC, "user:1", tokens.ENTRY, 90.5, "2026-11-27T17:30:59.999999+00:00"),
+        (KEYS, PUBLIC, "user:1", tokens.ENTRY, 30, "2026-11-27T18:30:01.5+01:00"),  # not UTC
+    ],
+)
+def test_the_token_is_byte_for_byte_what_pyjwt_makes(monkeypatch, keys, public_name, subject, kind, ttl, now):
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(now) if now else utcnow()
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: "fixed-jti-" + "x" * n)
+    ours = tokens.issue(keys, public_name=public_name, subject=subject, kind=kind, ttl=ttl, now=moment)
+    kid, secret = keys[0]
+    claims = {
+        "iss": "dormouse", "aud": f"viz:{public_name}", "sub": subject, "iat": moment,
+        "exp": moment + timedelta(seconds=ttl), "jti": "fixed-jti-" + "x" * 16, "kind": kind,
+    }  # fmt: skip
+    assert ours == jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
+    decoded = jwt.decode(
+        ours, secret, algorithms=["HS256"], audience=f"viz:{public_name}", issuer="dormouse",
+        options={"verify_exp": False, "verify_iat": False},
+    )  # fmt: skip
+    assert decoded["sub"] == subject and decoded["kind"] == kind
+    assert decoded["iat"] == int(moment.timestamp()) and decoded["exp"] == int(
+        (moment + timedelta(seconds=ttl)).timestamp()
+    )
+
+
+def test_each_token_has_its_own_jti_and_signature():
+    made = {entry() for _ in range(50)}
+    assert len(made) == 50
+    assert len({_claims_of(t)["jti"] for t in made}) == 50

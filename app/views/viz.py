@@ -21,7 +21,17 @@ from urllib.parse import parse_qsl, urlencode
 from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, render_template, request
 from flask_login import current_user
 
-from .. import app_envs, budget, lifecycle, start_estimate, start_schedule, tokens, viewer_notes, watching
+from .. import (
+    app_envs,
+    budget,
+    lifecycle,
+    running_partial,
+    start_estimate,
+    start_schedule,
+    tokens,
+    viewer_notes,
+    watching,
+)
 from ..auth import may_manage
 from ..backends import BackendError
 from ..idle import IdleLimits
@@ -120,16 +130,25 @@ def _viewer() -> str:
     return f"user:{current_user.id}" if current_user.is_authenticated else "anonymous"
 
 
-def _entry_url(url: str, public_name: str) -> str:
-    """The iframe's URL with a one-time entry token for this viewer (only the
+def _entry_token(public_name: str) -> str:
+    """A one-time entry token for this viewer and deployment (only the
     page's partial carries one: the visitor was just checked by
     :func:`visible_app`); Traefik's forwardAuth exchanges it for a cookie."""
     settings = current_app.config["DORMOUSE"]
-    token = tokens.issue(
+    return tokens.issue(
         settings.jwt_keys, public_name=public_name, subject=_viewer(), kind=tokens.ENTRY,
         ttl=settings.viz_token_ttl,
     )  # fmt: skip
+
+
+def _with_token(url: str, token: str) -> str:
+    """The iframe's URL carrying ``token``."""
     return f"{url}?{urlencode({TOKEN_PARAM: token})}"
+
+
+def _entry_url(url: str, public_name: str) -> str:
+    """The iframe's URL with a fresh entry token (:func:`_entry_token`)."""
+    return _with_token(url, _entry_token(public_name))
 
 
 def _wants_json() -> bool:
@@ -153,6 +172,13 @@ def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | No
     payload = status_payload(dep)
     if _wants_json():  # the hot path's answer: no provider, no sorting (jsonify cost it a tenth)
         response = Response(json.dumps(payload, separators=(",", ":")), mimetype="application/json")
+    elif payload["status"] == "running" and payload["url"]:  # the iframe: its text remembered per worker
+        url = str(payload["url"])
+        token = _entry_token(str(payload["public_name"]))
+        text = running_partial.running(
+            current_app, app, payload, url, token, lambda token_text: _with_token(url, token_text)
+        )
+        response = Response(text, status=STOP_POLLING if request.headers.get("HX-Request") else 200)
     else:
         settings = current_app.config["DORMOUSE"]
         frame_url = _entry_url(payload["url"], str(payload["public_name"])) if payload["url"] else None
