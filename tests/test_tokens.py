@@ -128,7 +128,7 @@ def test_app_cookies_are_remembered_once_checked_but_still_expire_and_rotate_out
         (KEYS, PUBLIC, "user:1", tokens.ENTRY, 30, "2026-11-27T18:30:01.5+01:00"),  # not UTC
     ],
 )
-def test_the_token_is_byte_for_byte_what_pyjwt_makes(monkeypatch, keys, public_name, subject, kind, ttl, now):
+def test_the_token_is_what_pyjwt_makes_of_its_claims(monkeypatch, keys, public_name, subject, kind, ttl, now):
     from datetime import datetime
 
     moment = datetime.fromisoformat(now) if now else utcnow()
