@@ -290,13 +290,19 @@ def test_a_fault_at_list_changes_nothing_and_the_next_sweep_reconciles(warm: Set
 def test_a_fault_at_url_answers_clearly_and_leaves_the_app_running(warm: Setup, kind: str) -> None:
     faulty = warm
     running = faulty.running()
+    named = f"/alice/plain/viz/status?deployment={running['public_name']}"
+    assert faulty.viewer.get(named, headers=JSON).get_json()["url"] == running["url"]
     faulty.backend.arm("url", kind)
     json_answer = faulty.viewer.get("/alice/plain/viz/status", headers=JSON)
     partial = faulty.viewer.get("/alice/plain/viz/status", headers=HX)
     pinged = faulty.viewer.post(
         "/alice/plain/viz/ping", data={"deployment": running["public_name"]}, headers=JSON
     )
-    assert faulty.backend.hits >= 3
+    # the two polls that name no deployment ask the backend; the page's ping names its
+    # deployment and is answered with the URL this worker made of the same reference
+    # before the fault (app/watching.py: a reference's URL never changes), no backend call
+    assert faulty.backend.hits == 2
+    assert pinged.status_code == 200 and pinged.get_json()["url"] == running["url"]
     for response in (json_answer, partial, pinged):
         clear(response.get_data(as_text=True))
     if kind == "refused":  # an unreadable ref: running, with nothing to show yet
@@ -307,7 +313,6 @@ def test_a_fault_at_url_answers_clearly_and_leaves_the_app_running(warm: Setup, 
         assert "is running but cannot be shown" in shown and "Reload the page" in shown
     else:
         assert json_answer.status_code == 500 and json_answer.get_json()["error"] == MESSAGES[500]
-        assert pinged.status_code == 500 and MESSAGES[500] in pinged.get_data(as_text=True)
     assert faulty.row().status == "running"
     faulty.backend.disarm()
     assert faulty.status()["url"] == running["url"]
