@@ -222,7 +222,12 @@ def run_wrk(url: str, headers: dict[str, str], load: Load, workdir: Path) -> Res
     args += ["--timeout", "10s", "-s", str(script)]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=load.duration + 60)
+    return wrk_result([*args, url], load)
+
+
+def wrk_result(argv: list[str], load: Load) -> Result:
+    """Run ``wrk`` (its script ending with ``WRK_REPORT``) and read its report."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=load.duration + 60)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

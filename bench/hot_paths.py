@@ -38,7 +38,6 @@ import argparse
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -58,6 +57,7 @@ from bench.harness import (
     median,
     pick_client,
     sigterm_as_exit,
+    wrk_result,
 )
 from bench.hot_path_instance import (
     ADDRESSES,
@@ -110,20 +110,8 @@ def wrk_script(p: Path_, workdir: Path) -> Path:
 def run_wrk(base: str, script: Path, load: Load) -> Result:
     seconds = max(1, round(load.duration))  # wrk takes whole seconds
     args = ["wrk", f"-t{load.client_threads}", f"-c{load.connections}", f"-d{seconds}s"]
-    args += ["--timeout", "10s", "-s", str(script), base]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=load.duration + 60)
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if done.returncode != 0 or line is None:
-        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    data = json.loads(line.removeprefix("WRK_JSON "))
-    return Result(
-        requests=data["requests"],
-        seconds=data["duration_us"] / 1e6,
-        p50_ms=data["p50_us"] / 1e3,
-        p99_ms=data["p99_us"] / 1e3,
-        bad_status=data["status"],
-        socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
-    )
+    args += ["--timeout", "10s", "-s", str(script)]
+    return wrk_result([*args, base], load)
 
 
 def ask(port: int, p: Path_) -> tuple[int, bytes]:
