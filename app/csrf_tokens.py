@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
-import time
-from collections import OrderedDict
 
 from flask import current_app, g, request, session
 from flask_wtf.csrf import CSRFProtect, same_origin
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from wtforms import ValidationError
+
+from .checked_signatures import CheckedSignatures
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,7 @@ MAX_TOKENS = 4096
 
 class RememberingCSRF(CSRFProtect):
     def __init__(self, app=None) -> None:  # type: ignore[no-untyped-def]
-        self._checked: OrderedDict[tuple[str, object], tuple[str, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._checked: CheckedSignatures[str] = CheckedSignatures(MAX_TOKENS)
         super().__init__(app)
 
     def protect(self, apply_exemptions: bool = False) -> None:
@@ -90,18 +88,7 @@ class RememberingCSRF(CSRFProtect):
     def remembered(self, data: str, secret_key: object, time_limit: int | None) -> str | None:
         """What signed token ``data`` decoded to, if its check passed before
         and it has not expired since; None if it must be checked (again)."""
-        key = (data, secret_key)
-        with self._lock:
-            hit = self._checked.get(key)
-            if hit is not None:
-                self._checked.move_to_end(key)
-        if hit is None:
-            return None
-        token, signed_at = hit
-        age = int(time.time()) - signed_at
-        if time_limit is None or 0 <= age <= time_limit:  # as TimestampSigner.unsign
-            return token
-        return None
+        return self._checked.get((data, secret_key), time_limit)
 
     def _decoded(self, data: str, secret_key: object, time_limit: int | None) -> str:
         found = self.remembered(data, secret_key, time_limit)
@@ -116,8 +103,5 @@ class RememberingCSRF(CSRFProtect):
         except BadData as e:
             raise ValidationError("The CSRF token is invalid.") from e
         if isinstance(token, str):
-            with self._lock:
-                self._checked[key] = (token, int(when.timestamp()))
-                while len(self._checked) > MAX_TOKENS:
-                    self._checked.popitem(last=False)
+            self._checked.put(key, token, int(when.timestamp()))
         return token

@@ -4,9 +4,6 @@ headers every answer of Dormouse's carries (see :class:`SecurityHeaders`)."""
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
 
 from flask import Flask, Response, abort, current_app, g, request
@@ -14,6 +11,7 @@ from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import BadSignature
 
 from .backends.local_commands import split_host
+from .checked_signatures import CheckedSignatures
 from .config import Settings
 
 # Asked by machines, not browsers, by whatever name reaches them: Traefik's
@@ -80,28 +78,16 @@ class SessionsForPeople(SecureCookieSessionInterface):
     must come fresh from the cookie), and the age is checked on every hit as
     itsdangerous checks it. The key is the cookie and the secret keys."""
 
-    checked_max = 4096
-
     def __init__(self) -> None:
-        # (cookie, keys...) -> (the session's items, when it was signed)
-        self._checked: OrderedDict[tuple[object, ...], tuple[tuple[tuple[str, object], ...], int]]
-        self._checked = OrderedDict()
-        self._lock = threading.Lock()
+        # (cookie, keys...) -> the session's items, and when it was signed
+        self._checked: CheckedSignatures[tuple[tuple[str, object], ...]] = CheckedSignatures()
 
     def remembered(self, app: Flask, value: str) -> dict[str, object] | None:
         """The session in cookie ``value`` if its check passed before and it
         has not expired since; None if it must be checked (again)."""
         key = (value, app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
-        with self._lock:
-            hit = self._checked.get(key)
-            if hit is not None:
-                self._checked.move_to_end(key)
-        if hit is None:
-            return None
-        items, signed_at = hit
-        if 0 <= int(time.time()) - signed_at <= app.permanent_session_lifetime.total_seconds():
-            return dict(items)  # as TimestampSigner.unsign checks the age
-        return None
+        items = self._checked.get(key, app.permanent_session_lifetime.total_seconds())
+        return None if items is None else dict(items)
 
     def open_session(self, app: Flask, request):  # type: ignore[no-untyped-def, override]
         if request.path == GATE_PATH:
@@ -120,10 +106,7 @@ class SessionsForPeople(SecureCookieSessionInterface):
         except BadSignature:
             return self.session_class()
         if isinstance(data, dict) and all(isinstance(v, SCALARS) for v in data.values()):
-            with self._lock:
-                self._checked[key] = (tuple(data.items()), int(when.timestamp()))
-                while len(self._checked) > self.checked_max:
-                    self._checked.popitem(last=False)
+            self._checked.put(key, tuple(data.items()), int(when.timestamp()))
         return self.session_class(data)
 
 

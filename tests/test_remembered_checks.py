@@ -81,4 +81,19 @@ def test_a_session_with_a_list_is_never_remembered(app, wave):
     client = app.test_client()
     client.set_cookie(app.config["SESSION_COOKIE_NAME"], value)
     client.get("/alice/wave/viz/status", headers=JSON)
-    assert all(dict(items).get("_flashes") is None for items, _ in interface._checked.values())
+    assert all(dict(items).get("_flashes") is None for items in interface._checked.held())
+
+
+def test_checked_signatures_keep_the_newest_and_check_the_age_on_every_hit():
+    from app.checked_signatures import CheckedSignatures
+
+    memo: CheckedSignatures[str] = CheckedSignatures(max_entries=2)
+    memo.put("a", "A", signed_at=1000)
+    memo.put("b", "B", signed_at=1000)
+    assert memo.get("a", max_age=60, now=1060) == "A"  # a is now the most recently used
+    assert memo.get("a", max_age=60, now=1061) is None  # too old: checked again
+    assert memo.get("a", max_age=None, now=10**9) == "A"  # no age limit
+    memo.put("c", "C", signed_at=1000)  # b, the least recently used, goes
+    assert len(memo) == 2 and memo.get("b", max_age=None) is None
+    assert memo.get("a", max_age=None) == "A" and memo.get("c", max_age=None) == "C"
+    assert memo.get("c", max_age=60, now=999) is None  # signed in the future: as itsdangerous, refused
