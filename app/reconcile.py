@@ -21,6 +21,7 @@ from typing import Protocol
 
 from sqlalchemy import and_, case, literal, select
 
+from . import keyset
 from .backends.base import Backend
 from .extensions import db
 from .lifecycle import fail, stop
@@ -49,30 +50,13 @@ def live_names(backend_name: str, listed_at: datetime, page: int | None = None) 
     could_vanish = case(
         (and_(Deployment.status == "running", Deployment.ready_at < listed_at), literal(1)), else_=literal(0)
     )
-    after = 0
-    while True:
-        rows = (
-            db.session.connection()
-            .execute(
-                select(Deployment.id, name, could_vanish)
-                .join(VizApp, VizApp.id == Deployment.app_id)
-                .join(User, User.id == VizApp.owner_id)
-                .where(
-                    Deployment.status.in_(LIVE_STATUSES),
-                    Deployment.backend == backend_name,
-                    Deployment.id > after,
-                )
-                .order_by(Deployment.id)
-                .limit(page)
-            )
-            .all()
-        )
-        if not rows:
-            return
-        yield rows
-        if len(rows) < page:
-            return
-        after = rows[-1][0]
+    yield from keyset.pages(
+        select(Deployment.id, name, could_vanish)
+        .join(VizApp, VizApp.id == Deployment.app_id)
+        .join(User, User.id == VizApp.owner_id)
+        .where(Deployment.status.in_(LIVE_STATUSES), Deployment.backend == backend_name),
+        page,
+    )
 
 
 def reconcile(

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, or_, select, update
 
-from . import idle, metrics
+from . import idle, keyset, metrics
 from .backends.base import Backend
 from .extensions import db
 from .models import Deployment, User, VizApp
@@ -147,26 +147,13 @@ def stale_running_pages(now: datetime, limits: idle.IdleLimits, page: int | None
     (no cursor stays open across the commits in between). Read through Core:
     no ORM objects."""
     page = page or PAGE
-    after = 0
-    while True:
-        rows = (
-            db.session.connection()
-            .execute(
-                select(*_COLUMNS)
-                .join(VizApp, VizApp.id == Deployment.app_id)
-                .join(User, User.id == VizApp.owner_id)
-                .where(Deployment.status == "running", running_stale(now, limits), Deployment.id > after)
-                .order_by(Deployment.id)
-                .limit(page)
-            )
-            .all()
-        )
-        if not rows:
-            return
-        yield rows
-        if len(rows) < page:
-            return
-        after = rows[-1].id
+    yield from keyset.pages(
+        select(*_COLUMNS)
+        .join(VizApp, VizApp.id == Deployment.app_id)
+        .join(User, User.id == VizApp.owner_id)
+        .where(Deployment.status == "running", running_stale(now, limits)),
+        page,
+    )
 
 
 @dataclass

@@ -25,8 +25,6 @@ stopped on the way out, Ctrl-C included.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import secrets
 import sys
@@ -46,6 +44,7 @@ from bench.harness import (
     interleaved,
     load_generator,
     median,
+    migrated_app,
     pick_client,
     request,
     sigterm_as_exit,
@@ -87,26 +86,15 @@ def dormouse_env(workdir: Path, workers: int, threads: int) -> dict[str, str]:
 def prepare(workdir: Path, env: dict[str, str], sql_requests: int) -> Instance:
     """Migrate a fresh database, add a user, a published app and a running
     deployment row, issue a session token for it; count the cookie path's SQL."""
-    from flask_migrate import upgrade
-
-    from app import create_app, tokens
+    from app import tokens
     from app.auth import create_user
-    from app.config import Settings
     from app.extensions import db
     from app.models import Deployment, utcnow
     from app.publishing import AppInput, publish
     from app.slugs import public_name
 
-    settings = Settings.from_env(env)
-    flask_app = create_app(settings=settings)
-    with flask_app.app_context():
-        migration_log = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(migration_log):  # alembic's INFO lines
-                upgrade()
-        except BaseException:
-            print(migration_log.getvalue(), file=sys.stderr)
-            raise
+    with migrated_app(env) as flask_app:
+        settings = flask_app.config["DORMOUSE"]
         user = create_user("bench", secrets.token_urlsafe(16))
         source = AppInput(title="wave", framework="dash", source="dash-wave/app.py:server")
         viz = publish(user, source, settings)
@@ -124,11 +112,7 @@ def prepare(workdir: Path, env: dict[str, str], sql_requests: int) -> Instance:
             cookie=tokens.issue(settings.jwt_keys, public_name=dep.public_name, subject=f"user:{user.id}",
                                 kind=tokens.SESSION, ttl=settings.viz_session_ttl),
         )  # fmt: skip
-        try:
-            count_sql(flask_app, instance, sql_requests)
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+        count_sql(flask_app, instance, sql_requests)
     return instance
 
 

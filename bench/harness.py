@@ -9,7 +9,9 @@ ratio much less (both sides see the same noise, round by round).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import io
 import json
 import multiprocessing
 import os
@@ -51,6 +53,34 @@ def sigterm_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def migrated_app(env: dict[str, str]) -> Iterator:
+    """Dormouse built from ``env`` (its settings as the served product reads
+    them), its database migrated by the real migrations (alembic's lines
+    shown only if that fails), inside its app context; the session and the
+    engine are released afterwards."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.config import Settings
+    from app.extensions import db
+
+    flask_app = create_app(settings=Settings.from_env(env))
+    with flask_app.app_context():
+        migration_log = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(migration_log):
+                upgrade()
+        except BaseException:
+            print(migration_log.getvalue(), file=sys.stderr)
+            raise
+        try:
+            yield flask_app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
 # --- servers -------------------------------------------------------------------

@@ -5,18 +5,16 @@ the SQL statements, writes, backend calls and CPU per request in-process."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
 import secrets
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import BenchError
+from bench.harness import BenchError, migrated_app
 
 OWNER, TITLE = "bench", "wave"
 BASE = f"/{OWNER}/{TITLE}/viz"
@@ -92,25 +90,13 @@ def prepare(env: dict[str, str]) -> str:
     """Migrate, add a user, a published public app and a running deployment
     row with a backend reference (no process: the local backend builds the
     URL from the reference alone); return its public name."""
-    from flask_migrate import upgrade
-
-    from app import create_app
     from app.auth import create_user
-    from app.config import Settings
     from app.extensions import db
     from app.models import Deployment, VizApp, utcnow
     from app.slugs import public_name
 
-    settings = Settings.from_env(env)
-    flask_app = create_app(settings=settings)
-    with flask_app.app_context():
-        migration_log = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(migration_log):  # alembic's INFO lines
-                upgrade()
-        except BaseException:
-            print(migration_log.getvalue(), file=sys.stderr)
-            raise
+    with migrated_app(env) as flask_app:
+        settings = flask_app.config["DORMOUSE"]
         user = create_user(OWNER, secrets.token_urlsafe(16))
         # written directly: published (public, no environment pending), no build
         viz = VizApp(
@@ -128,10 +114,7 @@ def prepare(env: dict[str, str]) -> str:
             {"name": dep.deployment_name, "pid": 2**22, "port": 1, "path": dep.prefix}
         )
         db.session.commit()
-        name = dep.public_name
-        db.session.remove()
-        db.engine.dispose()
-    return name
+        return dep.public_name
 
 
 # --- in-process: statements, writes, backend calls, CPU ------------------------

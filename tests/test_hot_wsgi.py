@@ -65,9 +65,9 @@ def status(client, name, headers=JSON, **kwargs):
     return client.get(f"/alice/wave/viz/status?deployment={name}", headers=headers, **kwargs)
 
 
-def same_as_flask(any_app, ask):
-    """The answer given here, then Flask's to the same request: equal but
-    for the date (a ping's write is not due in between)."""
+def here_then_flask(any_app, ask):
+    """``ask()`` answered by the middleware, then the same asked of Flask
+    (the middleware off)."""
     middleware = hot(any_app)
     before = middleware.answered
     fast = ask()
@@ -78,6 +78,13 @@ def same_as_flask(any_app, ask):
     finally:
         middleware.enabled = True
     assert middleware.answered == before + 1
+    return fast, slow
+
+
+def same_as_flask(any_app, ask):
+    """The answer given here, then Flask's to the same request: equal but
+    for the date (a ping's write is not due in between)."""
+    fast, slow = here_then_flask(any_app, ask)
     assert fast.status_code == slow.status_code == 200
     assert fast.get_json() == slow.get_json()
     assert fast.get_data() == slow.get_data()
@@ -197,15 +204,7 @@ TOKEN = re.compile(r"dormouse_token=([A-Za-z0-9_.-]+)")
 def same_partial_as_flask(any_app, ask):
     """The partial given here, then Flask's: the same text around each one's
     own entry token, the same headers but the date."""
-    middleware = hot(any_app)
-    before = middleware.answered
-    fast = ask()
-    assert middleware.answered == before + 1, "not answered before Flask"
-    middleware.enabled = False
-    try:
-        slow = ask()
-    finally:
-        middleware.enabled = True
+    fast, slow = here_then_flask(any_app, ask)
     assert fast.status_code == slow.status_code == 286
     (fast_token,) = TOKEN.findall(fast.get_data(as_text=True))
     (slow_token,) = TOKEN.findall(slow.get_data(as_text=True))
