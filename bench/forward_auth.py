@@ -89,15 +89,16 @@ def prepare(workdir: Path, env: dict[str, str], sql_requests: int) -> Instance:
     from app import tokens
     from app.auth import create_user
     from app.extensions import db
-    from app.models import Deployment, utcnow
-    from app.publishing import AppInput, publish
+    from app.models import Deployment, VizApp, utcnow
     from app.slugs import public_name
 
     with migrated_app(env) as flask_app:
         settings = flask_app.config["DORMOUSE"]
         user = create_user("bench", secrets.token_urlsafe(16))
-        source = AppInput(title="wave", framework="dash", source="dash-wave/app.py:server")
-        viz = publish(user, source, settings)
+        # written directly: published (public, no environment pending), no build started
+        viz = VizApp(
+            owner=user, title="wave", framework="dash", source="dash-wave/app.py:server", is_public=True
+        )
         dep = Deployment(
             app=viz, public_name=public_name("default"), status="running", phase="", backend=settings.backend,
             ready_at=utcnow(),
