@@ -24,6 +24,7 @@ PLAIN_ENTRYPOINT = "plain"  # with TLS: port 80's job (ACME challenge, redirect)
 # Loopback only, plain HTTP: Traefik's /ping for Dormouse's /healthz, and every
 # app route again, so Dormouse can see when Traefik has picked a new one up.
 INTERNAL_ENTRYPOINT = "internal"
+ALIAS_HEADERS = "delete"  # what every entry point does with a header named like an alias of another
 CERT_RESOLVER = "letsencrypt"
 
 Document = dict[str, Any]
@@ -153,6 +154,10 @@ def static_config(
         if tls.ca_server:
             acme["caServer"] = tls.ca_server
         doc["certificatesResolvers"] = {CERT_RESOLVER: {"acme": acme}}
+    for entry_point in entry_points.values():
+        # X.Forwarded.For, X_Forwarded_For...: names a WSGI server may read as a
+        # header Traefik sets (X-Forwarded-For) are dropped, never forwarded
+        entry_point.setdefault("http", {})["aliasHeadersStrategy"] = ALIAS_HEADERS
     return doc
 
 

@@ -20,10 +20,29 @@ from flask import Flask
 from app.config import Settings
 from app.extensions import db
 from app.models import User, VizApp
-from tests import localhost_names
+from tests import localhost_names, serving
 from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
 
 localhost_names.install()  # *.localhost is loopback, for requests as for Chromium
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    serving.MADE.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that serves the product shows the end of each front
+    door's log (Dormouse's, gunicorn's and Traefik's lines) in its report:
+    what a CI machine saw is otherwise lost with its temporary directory."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and report.when == "call":
+        for live in serving.MADE:
+            title = f"front door log, {live.log_path.parent.name}"
+            report.sections.append((title, live.log_tail(60, notable=True)))
+
 
 # The fake API server's fixtures: fake_kube (the session's shared one, reset per
 # test), fake_kube_server (a test's own) and clients on it (kube_api_client,

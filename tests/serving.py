@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 JSON = {"Accept": "application/json"}
 FRAME_SRC = re.compile(r'<iframe class="viz-frame" src="([^"]+)"')
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ROUTINE = re.compile(r'"(GET|HEAD) /(_auth/|static/)')  # the gate's and static files' access lines
 REQUEST_TIMEOUT = 30  # seconds, for every request the helpers make
 STOP_GRACE = 30  # seconds a server gets to stop on SIGTERM (gunicorn's graceful_timeout is 20)
 
@@ -50,6 +52,9 @@ def free_port() -> int:
 
 
 # --- the served product ------------------------------------------------------
+
+
+MADE: list[LiveServer] = []  # this test's servers: a failing test's report shows their logs (conftest)
 
 
 class LiveServer:
@@ -83,6 +88,7 @@ class LiveServer:
         }
         self.env.pop("DATABASE_URL", None)
         self.procs: list[subprocess.Popen[bytes]] = []
+        MADE.append(self)
 
     @property
     def run_dir(self) -> Path:
@@ -133,12 +139,17 @@ class LiveServer:
         self.wait(healthy, 90, "the front door to serve /healthz")
         return proc
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 40, *, notable: bool = False) -> str:
+        """The log's last ``lines``; ``notable``: without the gate's and the
+        static files' access lines, and without colour codes."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        kept = text.splitlines()
+        if notable:
+            kept = [ANSI.sub("", line) for line in kept if not ROUTINE.search(line)]
+        return "\n".join(kept[-lines:])
 
     def check_running(self) -> None:
         """Fail the test at once if the server launched last has exited."""

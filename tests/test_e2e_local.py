@@ -111,7 +111,7 @@ def beside(server: LiveServer) -> Iterator:
 def test_whole_lifecycle_through_the_front_door(served: LiveServer, path: str) -> None:
     visitor = requests.Session()
     started = start_app(served, visitor, path)
-    assert started["status"] == "starting"
+    assert started["status"] in ("starting", "running")  # running: the app beat the start's own read
     data = served.wait(lambda: (d := served.status(path, visitor))["status"] != "starting" and d, DEADLINE,
                        f"{path} to finish starting")  # fmt: skip
     assert data["status"] == "running", data

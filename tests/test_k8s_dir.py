@@ -330,6 +330,15 @@ def test_the_quota_is_the_caps_times_the_maxima(tmp_path):
     assert hard["services.loadbalancers"] == hard["services.nodeports"] == hard["persistentvolumeclaims"] == 0
 
 
+def test_traefik_drops_aliasing_header_names_on_every_entry_point():
+    static = yaml.safe_load((K8S / "traefik" / "traefik.yml").read_text())
+    for name, entry_point in static["entryPoints"].items():
+        assert entry_point["http"]["aliasHeadersStrategy"] == "delete", name
+    values = yaml.safe_load((K8S / "traefik" / "values.yaml").read_text())
+    for name in values["ports"]:
+        assert f"--entryPoints.{name}.http.aliasHeadersStrategy=delete" in values["additionalArguments"], name
+
+
 def test_traefik_allows_no_cross_namespace_reference():
     for name in ("values.yaml", "traefik.yml"):
         crd = yaml.safe_load((K8S / "traefik" / name).read_text())["providers"]["kubernetesCRD"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from app.backends.base import AppSpec, BackendError, BackendStatus
-from app.backends.local import LocalBackend
+from app.backends.local import ROUTE_PRUNE_GRACE, LocalBackend
 from tests.appchecks import check_bokeh_app, check_bokeh_origin_refused, check_dash_callback
 from tests.factories import EXAMPLES, make_spec
 from tests.processes import Started
@@ -322,13 +323,43 @@ def test_each_deployment_has_its_traefik_route_while_it_runs(tracker: Tracker, t
     assert servers == [{"url": f"http://127.0.0.1:{port}"}]  # loopback only
     assert not [p for p in routes.iterdir() if p.name.startswith(".")]  # written atomically
 
-    (routes / "carol-gone-a1.yml").write_text("{}")  # left by a crash: routes to nothing
+    crashed = routes / "carol-gone-a1.yml"
+    crashed.write_text("{}")  # left by a crash: routes to nothing
+    young = routes / "dave-new-b2.yml"
+    young.write_text("{}")  # routes to nothing yet: perhaps a create in progress
+    old = time.time() - ROUTE_PRUNE_GRACE - 5
+    os.utime(crashed, (old, old))
     (routes / "_dormouse.yml").write_text("{}")  # the front door's own file
+    os.utime(routes / "_dormouse.yml", (old, old))
     assert set(backend.list()) == {"alice-wave-x7k2p9"}
-    assert sorted(p.name for p in routes.iterdir()) == ["_dormouse.yml", "alice-wave-x7k2p9.yml"]
+    assert sorted(p.name for p in routes.iterdir()) == ["_dormouse.yml", "alice-wave-x7k2p9.yml", young.name]
+    young.unlink()
 
     backend.stop(ref)
     assert sorted(p.name for p in routes.iterdir()) == ["_dormouse.yml"]
+
+
+def test_a_route_written_while_listing_is_kept(tracker: Tracker, tmp_path: Path) -> None:
+    """Another worker's create lands between this listing's read of the
+    records and its pruning of routes (the sweep's reconcile, a moment after
+    a visitor's start): the new deployment keeps its route, and the next
+    listing has it."""
+    routes = tmp_path / "routes"
+    sweeping = tracker.backend(routes_dir=routes)
+    starting = tracker.backend(routes_dir=routes)
+    prune = sweeping.routes.prune
+    made: list[str] = []
+
+    def create_then_prune(keep, **kwargs):  # the listing has read the records already
+        made.append(tracker.create(starting, spec("dash", "dash-wave/app.py", callable="server")))
+        prune(keep, **kwargs)
+
+    sweeping.routes.prune = create_then_prune  # type: ignore[method-assign]
+    assert sweeping.list() == {}  # read before the create
+    assert made and (routes / "alice-wave-x7k2p9.yml").exists()
+    sweeping.routes.prune = prune  # type: ignore[method-assign]
+    assert sweeping.list() == {"alice-wave-x7k2p9": made[0]}
+    assert (routes / "alice-wave-x7k2p9.yml").exists()
 
 
 def test_apps_listen_on_loopback_only(tracker: Tracker) -> None:

@@ -44,9 +44,10 @@ def test_the_shared_file_asks_dormouse_and_hands_its_cookie_on():
 
 def test_the_static_config_has_one_public_entry_point_and_the_watched_directory():
     doc = tc.static_config(listen="0.0.0.0:8000", routes_dir="/data/routes", internal_listen="127.0.0.1:9001")
+    dropped = {"aliasHeadersStrategy": "delete"}  # X.Forwarded.For never reaches a WSGI server
     assert doc["entryPoints"] == {
-        "web": {"address": "0.0.0.0:8000"},
-        "internal": {"address": "127.0.0.1:9001"},
+        "web": {"address": "0.0.0.0:8000", "http": dropped},
+        "internal": {"address": "127.0.0.1:9001", "http": dropped},
     }
     assert doc["providers"] == {
         "providersThrottleDuration": "100ms",
@@ -69,8 +70,12 @@ def test_with_tls_web_is_https_with_lets_encrypt_and_plain_http_redirects():
     }
     assert plain == {
         "address": ":8000",
-        "http": {"redirections": {"entryPoint": {"to": ":443", "scheme": "https", "permanent": True}}},
+        "http": {
+            "redirections": {"entryPoint": {"to": ":443", "scheme": "https", "permanent": True}},
+            "aliasHeadersStrategy": "delete",
+        },
     }
+    assert web["http"]["aliasHeadersStrategy"] == "delete"
     acme = doc["certificatesResolvers"]["letsencrypt"]["acme"]
     assert acme == {"email": "ops@example.org", "storage": "/data/traefik/acme.json",
                     "httpChallenge": {"entryPoint": "plain"}}  # fmt: skip

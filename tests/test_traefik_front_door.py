@@ -43,9 +43,11 @@ class _App(BaseHTTPRequestHandler):
     """The app behind the door: it answers every request and counts them."""
 
     hits: list[str] = []
+    headers: list[dict[str, str]] = []  # what each request carried
 
     def do_GET(self) -> None:
         type(self).hits.append(self.path)
+        type(self).headers.append(dict(self.headers.items()))
         body = f"app saw {self.path}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -189,6 +191,27 @@ def test_a_removed_route_is_gone_and_dormouse_serves_the_rest(door: FrontDoor) -
     assert _App.hits == []
     gallery = door.get("/", host="dormouse.localhost")
     assert gallery.status_code == 200 and "alice/wave" in gallery.text
+
+
+def test_header_names_aliasing_traefiks_never_reach_the_app(door: FrontDoor, tmp_path: Path) -> None:
+    """A WSGI server reads X.Forwarded.For and X_Forwarded_For as the
+    X-Forwarded-For Traefik sets: every entry point drops such names."""
+    prefix, _, entry = live_deployment(door)
+    door.route("alice-wave", prefix)
+    wait_for(lambda: door.get(prefix).status_code == 401, 30, "the app's route to appear")
+    cookie = door.get(f"{prefix}?dormouse_token={entry}").cookies[traefik_config.AUTH_COOKIE]
+    _App.headers = []
+    spoofed = {"X.Forwarded.For": "203.0.113.9", "X_Forwarded_Host": "evil.example", "X~Real~Ip": "1.2.3.4"}
+    answer = requests.get(
+        door.base + prefix,
+        headers={"Host": VIZ_HOST, "Cookie": f"{traefik_config.AUTH_COOKIE}={cookie}", **spoofed},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    (seen,) = _App.headers
+    assert not set(spoofed) & set(seen), seen
+    assert not {"203.0.113.9", "1.2.3.4"} & set(seen.values()) and seen["X-Forwarded-For"] == "127.0.0.1"
+    assert "aliasHeadersStrategy is not configured" not in (tmp_path / "traefik.log").read_text()
 
 
 def raw_get(door: FrontDoor, path: str, cookie: str) -> int:

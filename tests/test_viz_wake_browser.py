@@ -23,12 +23,14 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browsers import WAIT, CspWatch, chromium
+from tests.live_instance import apps_dir
 from tests.serving import REPO, LiveServer, serve
 
 pytestmark = pytest.mark.timeout(300)
 SHOTS = REPO / "screenshots"
 APP = "/demo/dash-wave/"
 IDLE = "3"  # seconds: the idle limits of this server, so the sweep may stop it soon
+START_DELAY = 2  # seconds each start of the demo takes at least, so the page shows it
 
 # Past cold starts of demo/dash-wave (10, 12, 15 s): "usually ready in about 12 s".
 SEED = """
@@ -53,8 +55,14 @@ with app.app_context():
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[LiveServer]:
+    # The demo, made slow to start: its first answer would otherwise often come
+    # before the start's own answer, and the page would never show "starting".
+    apps = apps_dir(tmp_path)
+    with (apps / "dash-wave" / "app.py").open("a", encoding="utf-8") as source:
+        source.write(f"\nimport time as _time\n\n_time.sleep({START_DELAY})  # the test's, not the demo's\n")
     with serve(
         tmp_path,
+        APPS_DIR=str(apps),
         PING_INTERVAL="1",
         ACTIVITY_RESOLUTION="0",
         SWEEP_INTERVAL="3600",  # the test runs the sweep itself

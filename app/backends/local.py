@@ -63,6 +63,7 @@ WATCHDOG = Path(__file__).resolve().with_name("local_watchdog.py")
 LOG_TAIL_LINES = 15
 LOG_TAIL_CHARS = 1500
 PORT_HOLD = 60.0  # seconds a handed-out port is not offered again in-process
+ROUTE_PRUNE_GRACE = 60.0  # seconds a route without a record is left alone (a create in progress)
 
 
 class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
@@ -344,7 +345,11 @@ class LocalBackend:
     # -------------------------------------------------------------------- list
     def list(self) -> dict[str, str]:
         """``{deployment_name: ref}`` of live groups recorded in ``run_dir``;
-        records of dead ones are dropped."""
+        records of dead ones are dropped, and so are routes to nothing older
+        than :data:`ROUTE_PRUNE_GRACE` (a create writes its route before its
+        record: a younger route may be a create in progress in another
+        worker)."""
+        routes_before = time.time() - ROUTE_PRUNE_GRACE
         self._reap()
         refs: dict[str, str] = {}
         for record in sorted(self.run_dir.glob("*.json")):
@@ -353,7 +358,7 @@ class LocalBackend:
                 refs[r["name"]] = record.read_text(encoding="utf-8")
             else:
                 record.unlink(missing_ok=True)
-        self.routes.prune(keep=refs)  # routes to nothing, left by a crash or a reboot
+        self.routes.prune(keep=refs, written_before=routes_before)  # left by a crash or a reboot
         return refs
 
     # --------------------------------------------------------------------- url

@@ -53,13 +53,22 @@ class LocalRoutes:
         if self.dir is not None:
             (self.dir / f"{name}.yml").unlink(missing_ok=True)
 
-    def prune(self, keep: Container[str]) -> None:
-        """Remove the route files of every deployment not in ``keep``."""
+    def prune(self, keep: Container[str], *, written_before: float) -> None:
+        """Remove the route files of every deployment not in ``keep`` that
+        were last written before ``written_before`` (a ``time.time()``): a
+        deployment's route is written a moment before its record, so a route
+        younger than the listing that made ``keep`` may belong to a
+        deployment being created right now, not to a crash."""
         if self.dir is None:
             return
         for route in self.dir.glob("*.yml"):
-            if route.stem not in keep and not route.name.startswith(SHARED_PREFIX):
-                route.unlink(missing_ok=True)
+            if route.stem in keep or route.name.startswith(SHARED_PREFIX):
+                continue
+            try:
+                if route.stat().st_mtime < written_before:
+                    route.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass  # removed meanwhile by its stop
 
     def is_live(self, path: str) -> bool:
         """Whether Traefik serves the route to ``path`` yet: asked on its
