@@ -13,6 +13,7 @@ from flask_login import AnonymousUserMixin
 from sqlalchemy import and_, or_, select
 
 from . import lifecycle
+from .auth import may_manage
 from .extensions import db
 from .models import Deployment, Environment, User, VizApp, utcnow
 
@@ -50,6 +51,17 @@ def is_published(app: VizApp) -> bool:
         return True
     row = db.session.get(Environment, app.pending_env_key)
     return row is not None and row.status == "ready"
+
+
+def start_joins(owner: str, title: str, user: User | AnonymousUserMixin) -> bool:
+    """Whether ``user`` starting /<owner>/<title>/ now would only join its
+    live deployment (and create nothing). False for an app ``user`` may not
+    see, live or not, so that nothing answered differently tells a stranger
+    whether a private app is running."""
+    app = find(owner, title)
+    if app is None or not (is_published(app) or may_manage(user, app)):
+        return False
+    return lifecycle.live_deployment(app) is not None
 
 
 def visible_apps(user: User | AnonymousUserMixin) -> list[VizApp]:

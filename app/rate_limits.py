@@ -36,7 +36,7 @@ from datetime import datetime
 from functools import lru_cache, partial, wraps
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_limiter import Limiter, RouteLimit
 from flask_login import current_user
 from limits import RateLimitItem, parse_many
@@ -58,11 +58,16 @@ LOGIN_PER_NAME = "5/minute;20/hour"
 #: since several people may share an address (an office, a school).
 LOGIN_PER_CLIENT = "20/minute"
 #: One visitor waking apps (a script once started all eleven in the gallery in
-#: under a second); a person opens a few apps a minute.
+#: under a second); a person opens a few apps a minute. Only starts that make
+#: a deployment count: one that joins a live deployment is a join.
 START_PER_CLIENT = "10/minute"
 #: One app's start, from everyone: many addresses cannot turn a start into a
-#: write storm, while a class opening one app together still fits.
+#: write storm of deployments started and stopped.
 START_PER_APP = "60/minute"
+#: Joining an app that is running already (its page opened once more, by one
+#: person or by a class behind one address): nothing is made but the page
+#: load it counts, so many may, and no more than a person could reload.
+JOIN_PER_CLIENT = "300/minute"
 #: Publishing writes apps; a person correcting a form stays well inside.
 PUBLISH_PER_USER = "10/minute;30/hour"
 #: Making API tokens (the tokens page): a person makes a few; a script
@@ -88,6 +93,7 @@ RETRY_ENDPOINTS = frozenset({"viz.start", "viz.status"})
 
 EXTENSION = "dormouse.limiter"
 ENTRY_TOKENS = "dormouse.entry_token_limit"
+JOINS = "dormouse_start_joins"  # flask.g: this start request's start_joins()
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +188,23 @@ def app_key() -> str:
     return f"app:{args.get('owner', '')}/{args.get('title', '')}"
 
 
+def start_joins() -> bool:
+    """Whether this start request (``/<owner>/<title>/viz/start`` or the
+    API's) would only join a live deployment its user may see; asked once per
+    request. A deployment that stops between this answer and the view is
+    started again uncounted: a rare race, bounded by the join limit."""
+    if JOINS not in g:
+        args = request.view_args or {}
+        from . import managing  # the models, not needed to count logins
+
+        setattr(g, JOINS, managing.start_joins(args.get("owner", ""), args.get("title", ""), current_user))
+    return bool(getattr(g, JOINS))
+
+
+def start_creates() -> bool:
+    return not start_joins()
+
+
 def publisher_key() -> str:
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
@@ -229,10 +252,12 @@ def init_app(app: Flask) -> None:
         limiter.limit(LOGIN_PER_NAME, key_func=login_name_key, methods=post),
         limiter.limit(LOGIN_PER_CLIENT, methods=post),
     )
-    # the viz page's start and the API's count together: a script gains nothing by using both
+    # the viz page's start and the API's count together: a script gains nothing by using both;
+    # a start that joins a live deployment counts as a join instead (start_joins)
     starts = (
-        limiter.shared_limit(START_PER_APP, scope="start-app", key_func=app_key),
-        limiter.shared_limit(START_PER_CLIENT, scope="start-client"),
+        limiter.shared_limit(START_PER_APP, scope="start-app", key_func=app_key, exempt_when=start_joins),
+        limiter.shared_limit(START_PER_CLIENT, scope="start-client", exempt_when=start_joins),
+        limiter.shared_limit(JOIN_PER_CLIENT, scope="join-client", exempt_when=start_creates),
     )
     _apply(app, "viz.start", *starts)
     _apply(app, "publish.publish_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key, methods=post))

@@ -232,13 +232,15 @@ def test_start_has_the_viz_starts_rate_limits(tmp_path: Path):
     with app.app_context():
         try:
             alice = make_user("alice")
-            make_app(alice, "wave")
+            wave = make_app(alice, "wave")
             auth = bearer(make_token(alice))
             client = app.test_client()
-            codes = [
-                client.post("/api/v1/apps/alice/wave/deployment", headers=auth, csrf=False).status_code
-                for _ in range(11)
-            ]
+            codes = []
+            for _ in range(11):
+                started = client.post("/api/v1/apps/alice/wave/deployment", headers=auth, csrf=False)
+                codes.append(started.status_code)
+                if dep := lifecycle.live_deployment(wave):
+                    lifecycle.stop(dep, reason="idle")  # so that each start makes a deployment
             assert codes == [202] * 10 + [429]  # START_PER_CLIENT: 10 a minute
             response = client.post("/api/v1/apps/alice/wave/deployment", headers=auth, csrf=False)
             assert response.status_code == 429 and response.get_json()["status"] == 429

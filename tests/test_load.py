@@ -12,10 +12,10 @@ browser has them):
 
 The servers run with ``RATE_LIMITS=0``. With the limits on, every simulated
 viewer would count as one client (Traefik overwrites ``X-Forwarded-For`` with
-the peer it saw, 127.0.0.1), and starts are limited on purpose
-(``START_PER_CLIENT`` 10/min per address, ``START_PER_APP`` 60/min per app,
-each per gunicorn worker with ``memory://``): 200 pages opening one app in the
-same minute would see most starts answered 429 (the page tries again after
+the peer it saw, 127.0.0.1): 200 pages opening one running app in the same
+minute are 200 joins (``JOIN_PER_CLIENT`` 300/min per address and gunicorn
+worker with ``memory://``), but the 50 first visits at once would be starts
+(``START_PER_CLIENT`` 10/min), most answered 429 (the page tries again after
 ``Retry-After``). Pings and JSON status polls are never limited
 (tests/test_rate_limits.py); what is measured here is the serving path.
 

@@ -22,8 +22,9 @@ from flask import Flask, request
 from limits.storage import MemoryStorage, RedisStorage
 from werkzeug.test import Client
 
-from app import rate_limits, start_schedule
+from app import lifecycle, rate_limits, start_schedule
 from app.extensions import db
+from app.models import Deployment, VizApp
 from app.rate_limits import ENTRY_TOKEN_PAGES, ENTRY_TOKENS, EXTENSION, ForwardedFor, trusted_peer
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.fakes import FakeBackend
@@ -160,10 +161,21 @@ def _start(client: CSRFClient, path: str, address: str, headers: dict[str, str] 
     return client.post(f"{path}viz/start", headers={**_from(address), **(headers or JSON)})
 
 
+def _asleep(title: str) -> None:
+    """Stop alice's ``title`` (as the sweep would): its next start makes a deployment."""
+    from app.models import User
+
+    alice = db.session.scalar(db.select(User).where(User.username == "alice"))
+    app = db.session.scalar(db.select(VizApp).where(VizApp.owner_id == alice.id, VizApp.title == title))
+    dep = lifecycle.live_deployment(app)
+    assert dep is not None and lifecycle.stop(dep, reason="idle")
+
+
 def test_one_client_may_start_ten_apps_a_minute(client, apps):
     for n in range(10):
-        path = "/alice/wave/" if n % 2 else "/alice/sliders/"
-        assert _start(client, path, "203.0.113.1").status_code == 200
+        title = "wave" if n % 2 else "sliders"
+        assert _start(client, f"/alice/{title}/", "203.0.113.1").status_code == 200
+        _asleep(title)  # so that each start makes a deployment
     refused = _start(client, "/alice/wave/", "203.0.113.1")
     assert refused.status_code == 429
     body = refused.get_json()
@@ -175,13 +187,48 @@ def test_one_client_may_start_ten_apps_a_minute(client, apps):
 def test_one_app_may_be_started_sixty_times_a_minute_by_everyone(client, apps):
     for n in range(60):
         assert _start(client, "/alice/wave/", f"198.51.100.{n}").status_code == 200
+        _asleep("wave")
     assert _start(client, "/alice/wave/", "192.0.2.1").status_code == 429
     assert _start(client, "/alice/sliders/", "192.0.2.1").status_code == 200  # another app
+
+
+def test_a_class_behind_one_address_joins_a_running_app(client, apps):
+    """Starts that find the app running make nothing: they count as joins
+    (300 a minute per client), not as starts, so a classroom behind one NAT
+    opens one app together; and the starts limit still holds for that address."""
+    assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200  # makes the deployment
+    for _ in range(300):
+        answer = _start(client, "/alice/wave/", "203.0.113.1")
+        assert answer.status_code == 200 and answer.get_json()["status"] == "starting"
+    assert len(db.session.scalars(db.select(Deployment)).all()) == 1
+    assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 429  # the 301st join
+    # the first start made the deployment: nine more starts that make one are left
+    for _ in range(9):
+        assert _start(client, "/alice/sliders/", "203.0.113.1", HX).status_code == 200
+        _asleep("sliders")
+    assert _start(client, "/alice/sliders/", "203.0.113.1").status_code == 429
+
+
+def test_a_strangers_starts_of_a_private_app_count_alike_running_or_not(client, apps):
+    """Joins are only for apps the visitor may see: a stranger's starts of a
+    private app count as starts (each a 404) whether it runs or not, so the
+    limit tells nothing of whether it runs."""
+    wave, sliders = apps
+    wave.is_public = sliders.is_public = False
+    db.session.commit()
+    login(client, "alice")
+    assert _start(client, "/alice/wave/", "203.0.113.9").status_code == 200  # running now
+    client.post("/logout")
+    for title, address in (("wave", "203.0.113.1"), ("sliders", "203.0.113.2")):  # running, asleep
+        codes = [_start(client, f"/alice/{title}/", address).status_code for _ in range(11)]
+        assert codes == [404] * 10 + [429], title
+    assert lifecycle.live_deployment(wave) is not None and lifecycle.live_deployment(sliders) is None
 
 
 def test_a_refused_start_on_the_viz_page_tries_again_by_itself(client, apps):
     for _ in range(10):
         _start(client, "/alice/wave/", "203.0.113.1", HX)
+        _asleep("wave")
     refused = _start(client, "/alice/wave/", "203.0.113.1", HX)
     assert refused.status_code == 429
     seconds = _retry_after(refused)
@@ -316,6 +363,7 @@ def test_forwarded_for_is_ignored_from_a_peer_that_is_not_loopback(client, apps)
             "/alice/wave/viz/start", headers={**JSON, **_from(f"198.51.100.{n}")}, environ_overrides=peer
         )
         assert response.status_code == 200
+        _asleep("wave")
     spoofed = client.post(
         "/alice/wave/viz/start", headers={**JSON, **_from("192.0.2.99")}, environ_overrides=peer
     )
