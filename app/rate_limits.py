@@ -44,7 +44,7 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.http import parse_list_header
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import start_schedule
+from . import managing, start_schedule
 from .moving_window import MovingWindows
 
 # --- the limits ------------------------------------------------------------------
@@ -195,8 +195,6 @@ def start_joins() -> bool:
     started again uncounted: a rare race, bounded by the join limit."""
     if JOINS not in g:
         args = request.view_args or {}
-        from . import managing  # the models, not needed to count logins
-
         setattr(g, JOINS, managing.start_joins(args.get("owner", ""), args.get("title", ""), current_user))
     return bool(getattr(g, JOINS))
 
