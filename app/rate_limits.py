@@ -68,6 +68,9 @@ START_PER_APP = "60/minute"
 #: person or by a class behind one address): nothing is made but the page
 #: load it counts, so many may, and no more than a person could reload.
 JOIN_PER_CLIENT = "300/minute"
+#: Joins of one app, from everyone: each counts a page load (a write), so
+#: many addresses together cannot turn joins into a write storm either.
+JOIN_PER_APP = "600/minute"
 #: Publishing writes apps; a person correcting a form stays well inside.
 PUBLISH_PER_USER = "10/minute;30/hour"
 #: Making API tokens (the tokens page): a person makes a few; a script
@@ -255,6 +258,7 @@ def init_app(app: Flask) -> None:
     starts = (
         limiter.shared_limit(START_PER_APP, scope="start-app", key_func=app_key, exempt_when=start_joins),
         limiter.shared_limit(START_PER_CLIENT, scope="start-client", exempt_when=start_joins),
+        limiter.shared_limit(JOIN_PER_APP, scope="join-app", key_func=app_key, exempt_when=start_creates),
         limiter.shared_limit(JOIN_PER_CLIENT, scope="join-client", exempt_when=start_creates),
     )
     _apply(app, "viz.start", *starts)

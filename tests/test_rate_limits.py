@@ -209,6 +209,14 @@ def test_a_class_behind_one_address_joins_a_running_app(client, apps):
     assert _start(client, "/alice/sliders/", "203.0.113.1").status_code == 429
 
 
+def test_one_running_app_may_be_joined_six_hundred_times_a_minute_by_everyone(client, apps):
+    assert _start(client, "/alice/wave/", "198.51.100.1").status_code == 200  # makes the deployment
+    for n in range(600):
+        assert _start(client, "/alice/wave/", f"198.51.{100 + n // 250}.{n % 250}").status_code == 200
+    assert _start(client, "/alice/wave/", "192.0.2.1").status_code == 429  # a join: each writes a page load
+    assert _start(client, "/alice/sliders/", "192.0.2.1").status_code == 200  # a start, of another app
+
+
 def test_a_strangers_starts_of_a_private_app_count_alike_running_or_not(client, apps):
     """Joins are only for apps the visitor may see: a stranger's starts of a
     private app count as starts (each a 404) whether it runs or not, so the
