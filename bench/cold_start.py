@@ -48,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
 from bench.app_launch import DEADLINE, DEMOS, SHARED_ENVS, by_hand, flask, launch_command, product_env
-from bench.harness import BenchError, Server, free_port, median, request, sigterm_as_exit
+from bench.harness import BenchError, Server, exit_code, free_port, median, request, running, sigterm_as_exit
 
 TARGET_MS = 250.0
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -197,17 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         env = product_env(workdir, port, args.envs_dir)
         door = Server("front door", [sys.executable, "-m", "app.front_door"], env, port, workdir / "door.log")
-        try:
+
+        def measure() -> int:
             flask(env, "db", "upgrade")
             flask(env, "demo", "load")
-            door.start()
-            door.wait_ready("/healthz", timeout=90)
-            return run_rounds(door, env, workdir, chosen, args)
-        except BenchError as exc:
-            print(f"cold_start: could not measure: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            door.stop()
+            with running(door):
+                door.wait_ready("/healthz", timeout=90)
+                return run_rounds(door, env, workdir, chosen, args)
+
+        return exit_code("cold_start", measure)
 
 
 def run_rounds(door: Server, env: dict[str, str], workdir: Path, chosen: list[str], args) -> int:

@@ -40,6 +40,7 @@ from bench.harness import (
     Load,
     Result,
     Side,
+    exit_code,
     gunicorn,
     interleaved,
     load_generator,
@@ -47,8 +48,10 @@ from bench.harness import (
     migrated_app,
     pick_client,
     request,
+    running,
     sigterm_as_exit,
 )
+from bench.hot_path_instance import dormouse_env
 
 TARGET = 0.7
 GATE_PATH = "/_auth/viz"
@@ -62,25 +65,6 @@ class Instance:
     prefix: str  # /bench/wave/default-xxxxxx/
     public_name: str
     cookie: str  # a session token for that deployment
-
-
-def dormouse_env(workdir: Path, workers: int, threads: int) -> dict[str, str]:
-    """The Dormouse server's whole environment: nothing of the caller's settings
-    (a DATABASE_URL, a BACKEND...) leaks in."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
-    env.update(
-        DORMOUSE_ENV="development",
-        INSTANCE_PATH=str(workdir / "instance"),
-        DATABASE_URL=f"sqlite:///{workdir / 'dormouse.db'}",
-        SECRET_KEY=secrets.token_urlsafe(48),
-        JWT_KEYS=f"bench:{secrets.token_urlsafe(48)}",
-        SCHEDULER_ENABLED="0",
-        BACKEND="local",
-        WEB_CONCURRENCY=str(workers),
-        GUNICORN_THREADS=str(threads),
-        LOG_LEVEL="WARNING",
-    )
-    return env
 
 
 def prepare(workdir: Path, env: dict[str, str], sql_requests: int) -> Instance:
@@ -209,38 +193,31 @@ def main(argv: list[str] | None = None) -> int:
 
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="dormouse-bench-") as tmp:
         workdir = Path(tmp)
-        servers = []
-        try:
+
+        def measure() -> int:
             client = pick_client(args.client)
-            env = dormouse_env(workdir, args.workers, args.threads)
+            env = dormouse_env(workdir, f"sqlite:///{workdir / 'dormouse.db'}", args.workers, args.threads)
             instance = prepare(workdir, env, args.sql_requests)
             if args.sql_only:
                 return 0
             dormouse = gunicorn("dormouse", "wsgi:app", "gunicorn.conf.py", env, workdir)
             bare = gunicorn("bare", "bench.bare_app:app", "bench/gunicorn_bare.conf.py", env, workdir)
-            servers += [dormouse, bare]
-            for server in servers:
-                server.start()
-            dormouse.wait_ready("/healthz")
-            bare.wait_ready(GATE_PATH)
-            headers = gate_headers(instance, instance.cookie)
-            gate_side = Side("gate", dormouse.base + GATE_PATH, headers, dormouse)
-            bare_side = Side("bare", bare.base + GATE_PATH, headers, bare)
-            preflight(gate_side, bare_side, instance)
-            describe(args, load, client)
-            with load_generator(client, workdir) as run:
-                pairs = interleaved(run, bare_side, gate_side, load, args.rounds, args.warmup, report_round)
-            summarise(pairs)
-            return 0
-        except BenchError as exc:
-            print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("\ninterrupted", file=sys.stderr)
-            return 130
-        finally:
-            for server in servers:
-                server.stop()
+            with running(dormouse, bare):
+                dormouse.wait_ready("/healthz")
+                bare.wait_ready(GATE_PATH)
+                headers = gate_headers(instance, instance.cookie)
+                gate_side = Side("gate", dormouse.base + GATE_PATH, headers, dormouse)
+                bare_side = Side("bare", bare.base + GATE_PATH, headers, bare)
+                preflight(gate_side, bare_side, instance)
+                describe(args, load, client)
+                with load_generator(client, workdir) as run:
+                    pairs = interleaved(
+                        run, bare_side, gate_side, load, args.rounds, args.warmup, report_round
+                    )
+                summarise(pairs)
+                return 0
+
+        return exit_code("forward_auth", measure)
 
 
 def describe(args, load: Load, client: str) -> None:

@@ -55,6 +55,31 @@ def sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def exit_code(name: str, measure: Callable[[], int | None]) -> int:
+    """A benchmark's exit status: ``measure()``'s (None is 0); 1, saying why,
+    when it could not measure (:class:`BenchError`); 130 on Ctrl-C."""
+    try:
+        return measure() or 0
+    except BenchError as exc:
+        print(f"\n{name}: could not measure: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+@contextmanager
+def running(*servers: Server) -> Iterator[None]:
+    """Start ``servers`` in turn; stop every one on the way out, whatever happened."""
+    try:
+        for server in servers:
+            server.start()
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
 @contextmanager
 def migrated_app(env: dict[str, str]) -> Iterator:
     """Dormouse built from ``env`` (its settings as the served product reads

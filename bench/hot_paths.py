@@ -53,9 +53,11 @@ from bench.harness import (
     Result,
     Side,
     checked,
+    exit_code,
     gunicorn,
     median,
     pick_client,
+    running,
     sigterm_as_exit,
     wrk_result,
 )
@@ -208,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="dormouse-bench-") as tmp:
         workdir = Path(tmp)
-        servers = []
-        try:
+
+        def measure() -> int:
             if not args.sql_only and pick_client("wrk") != "wrk":
                 raise BenchError("wrk is needed (a POST with a body and headers)")
             with database(args.database_url, workdir) as url:
@@ -220,36 +222,25 @@ def main(argv: list[str] | None = None) -> int:
                     return 0
                 dormouse = gunicorn("dormouse", "wsgi:app", "gunicorn.conf.py", env, workdir)
                 bare = gunicorn("bare", "bench.bare_app:app", "bench/gunicorn_bare.conf.py", env, workdir)
-                servers += [dormouse, bare]
-                for server in servers:
-                    server.start()
-                dormouse.wait_ready("/healthz")
-                bare.wait_ready("/_auth/viz")
-                cookie, csrf = viewer(dormouse.port, public_name)
-                hot = [p for p in paths(public_name, cookie, csrf) if p.name in chosen]
-                for p in hot:
-                    p.check(*ask(dormouse.port, p))
-                    Path_(p.name, p.method, p.path, {}, p.body, 200).check(*ask(bare.port, p), bare=True)
-                describe(args, load, url)
-                results = {}
-                for p in hot:
-                    results[p.name] = load_rounds(
-                        p, Side("bare", bare.base, {}, bare), Side("dormouse", dormouse.base, {}, dormouse),
-                        load, args.rounds, args.warmup, workdir,
-                    )  # fmt: skip
-                for p in hot:  # still running, still right
-                    p.check(*ask(dormouse.port, p))
-                summarise(results)
-                return 0
-        except BenchError as exc:
-            print(f"\nBENCHMARK FAILED: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("\ninterrupted", file=sys.stderr)
-            return 130
-        finally:
-            for server in servers:
-                server.stop()
+                with running(dormouse, bare):
+                    dormouse.wait_ready("/healthz")
+                    bare.wait_ready("/_auth/viz")
+                    cookie, csrf = viewer(dormouse.port, public_name)
+                    hot = [p for p in paths(public_name, cookie, csrf) if p.name in chosen]
+                    for p in hot:
+                        p.check(*ask(dormouse.port, p))
+                        Path_(p.name, p.method, p.path, {}, p.body, 200).check(*ask(bare.port, p), bare=True)
+                    describe(args, load, url)
+                    sides = Side("bare", bare.base, {}, bare), Side("dormouse", dormouse.base, {}, dormouse)
+                    results = {
+                        p.name: load_rounds(p, *sides, load, args.rounds, args.warmup, workdir) for p in hot
+                    }
+                    for p in hot:  # still running, still right
+                        p.check(*ask(dormouse.port, p))
+                    summarise(results)
+                    return 0
+
+        return exit_code("hot_paths", measure)
 
 
 def describe(args, load: Load, url: str) -> None:

@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from bench.app_launch import DEMOS, SHARED_ENVS, by_hand_process, flask, launch_command, product_env
 from bench.app_launch import stop_group as stop
-from bench.forward_auth import dormouse_env
-from bench.harness import BenchError, Server, free_port, gunicorn, median, request, sigterm_as_exit
+from bench.harness import BenchError, Server, exit_code, free_port, gunicorn, median, request, sigterm_as_exit
+from bench.hot_path_instance import dormouse_env
 
 WATCHDOG = Path(__file__).resolve().parent.parent / "app" / "backends" / "local_watchdog.py"
 
@@ -147,7 +147,7 @@ def server_round(server: Server, path: str, n: int) -> tuple[Mem, Mem]:
 
 
 def servers(workdir: Path, rounds: int, n: int) -> None:
-    env = dormouse_env(workdir, workers=2, threads=8)
+    env = dormouse_env(workdir, f"sqlite:///{workdir / 'dormouse.db'}", workers=2, threads=8)
     env.update(SCHEDULER_ENABLED="1", RATE_LIMITS="0")
     if SHARED_ENVS.is_dir():
         env.update(ENVS_DIR=str(SHARED_ENVS), ENV_CACHE_DIR=str(SHARED_ENVS.with_name("uv")))
@@ -225,15 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("servers", "apps"))
     args = parser.parse_args(argv)
     with sigterm_as_exit(), tempfile.TemporaryDirectory(prefix="dormouse-mem-") as tmp:
-        try:
+
+        def measure() -> None:
             if args.only != "apps":
                 servers(Path(tmp), args.rounds, args.requests)
             if args.only != "servers":
                 apps(Path(tmp), args.rounds)
-        except BenchError as exc:
-            print(f"memory: could not measure: {exc}", file=sys.stderr)
-            return 1
-    return 0
+
+        return exit_code("memory", measure)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
-from bench.harness import BenchError, median, sigterm_as_exit
+from bench.harness import BenchError, exit_code, median, sigterm_as_exit
 from bench.usage_stats import database
 
 USERS = 20
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
     print(f"{'db':<10} {'rows':>8} {'shape':<8} {'live':>7} {'stale':>6} {'count(*) ms':>11} "
           f"{'sweep ms':>9} {'max ms':>7} {'x count':>8} {'statements':>10} {'peak MiB':>8}")  # fmt: skip
-    try:
+
+    def measure() -> None:
         with sigterm_as_exit():
             for rows in args.rows or [100_000]:
                 for shape in args.shape or ["live", "history"]:
@@ -243,10 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{r['stale']:>6} {r['base_ms']:>11.1f} {r['sweep_ms']:>9.1f} "
                           f"{r['max_ms']:>7.1f} {r['ratio']:>8.1f} {r['statements']:>10} "
                           f"{r['peak_mib']:>8.1f}", flush=True)  # fmt: skip
-    except BenchError as exc:
-        print(f"could not measure: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    return exit_code("sweep", measure)
 
 
 if __name__ == "__main__":
