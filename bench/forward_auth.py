@@ -40,8 +40,8 @@ from bench.harness import (
     Load,
     Result,
     Side,
+    dormouse_and_bare,
     exit_code,
-    gunicorn,
     interleaved,
     load_generator,
     median,
@@ -200,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             instance = prepare(workdir, env, args.sql_requests)
             if args.sql_only:
                 return 0
-            dormouse = gunicorn("dormouse", "wsgi:app", "gunicorn.conf.py", env, workdir)
-            bare = gunicorn("bare", "bench.bare_app:app", "bench/gunicorn_bare.conf.py", env, workdir)
+            dormouse, bare = dormouse_and_bare(env, workdir)
             with running(dormouse, bare):
                 dormouse.wait_ready("/healthz")
                 bare.wait_ready(GATE_PATH)

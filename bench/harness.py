@@ -210,6 +210,16 @@ def gunicorn(
     return Server(name, args, env, port, workdir / f"{name}.log")
 
 
+def dormouse_and_bare(env: dict[str, str], workdir: Path) -> tuple[Server, Server]:
+    """Dormouse (``wsgi:app``, production's gunicorn config) and the bare Flask
+    baseline (``bench/bare_app.py``, the same config but the app), both from
+    ``env``; not started."""
+    return (
+        gunicorn("dormouse", "wsgi:app", "gunicorn.conf.py", env, workdir),
+        gunicorn("bare", "bench.bare_app:app", "bench/gunicorn_bare.conf.py", env, workdir),
+    )
+
+
 def request(url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)

@@ -53,8 +53,8 @@ from bench.harness import (
     Result,
     Side,
     checked,
+    dormouse_and_bare,
     exit_code,
-    gunicorn,
     median,
     pick_client,
     running,
@@ -220,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 in_process(env, public_name, args.sql_requests, args.cpu_requests)
                 if args.sql_only:
                     return 0
-                dormouse = gunicorn("dormouse", "wsgi:app", "gunicorn.conf.py", env, workdir)
-                bare = gunicorn("bare", "bench.bare_app:app", "bench/gunicorn_bare.conf.py", env, workdir)
+                dormouse, bare = dormouse_and_bare(env, workdir)
                 with running(dormouse, bare):
                     dormouse.wait_ready("/healthz")
                     bare.wait_ready("/_auth/viz")

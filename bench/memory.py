@@ -44,7 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 
 from bench.app_launch import DEMOS, SHARED_ENVS, by_hand_process, flask, launch_command, product_env
 from bench.app_launch import stop_group as stop
-from bench.harness import BenchError, Server, exit_code, free_port, gunicorn, median, request, sigterm_as_exit
+from bench.harness import (
+    BenchError,
+    Server,
+    dormouse_and_bare,
+    exit_code,
+    free_port,
+    median,
+    request,
+    sigterm_as_exit,
+)
 from bench.hot_path_instance import dormouse_env
 
 WATCHDOG = Path(__file__).resolve().parent.parent / "app" / "backends" / "local_watchdog.py"
@@ -155,9 +164,8 @@ def servers(workdir: Path, rounds: int, n: int) -> None:
     flask(env, "demo", "load")
     rows: dict[str, list[tuple[Mem, Mem]]] = {"bare": [], "dormouse": []}
     for i in range(1, rounds + 1):
-        bare = gunicorn("bare", "bench.bare_app:app", "bench/gunicorn_bare.conf.py", env, workdir)
+        dormouse, bare = dormouse_and_bare(env, workdir)
         rows["bare"].append(server_round(bare, "/_auth/viz", n))
-        dormouse = gunicorn("dormouse", "wsgi:app", "gunicorn.conf.py", env, workdir)
         rows["dormouse"].append(server_round(dormouse, "/", n))
         (bare_idle, bare_after), (ours_idle, ours_after) = rows["bare"][-1], rows["dormouse"][-1]
         print(f"  round {i}: bare Flask idle {bare_idle.text()}; after {n} requests {bare_after.text()}")

@@ -13,7 +13,6 @@ that starts at once, or after ``START_DELAY`` seconds).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from app.backends.local import group_alive
 from app.config import normalise_database_url
 from app.models import LIVE_STATUSES, Deployment, User, VizApp
 from tests.factories import EXAMPLES
-from tests.processes import group_is, recorded_groups
+from tests.processes import group_is, processes_mentioning, recorded_groups
 
 FIXTURE_APPS = Path(__file__).resolve().parent / "fixture_apps"
 PLAIN_SOURCE = "plain/app.py:server"
@@ -80,19 +79,7 @@ def rows(database_url: str) -> list[Row]:
 def app_processes(run_dir: Path) -> list[int]:
     """Live processes whose command line names ``run_dir`` (every watchdog the
     local backend started there does: its exit file), recorded or not."""
-    needle = os.fsencode(str(run_dir)) + b"/"
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
-        except OSError:
-            continue
-        if needle in cmdline and stat[stat.rfind(")") + 2] not in "ZX":
-            found.append(int(entry.name))
-    return found
+    return processes_mentioning(f"{run_dir}/")
 
 
 def route_names(routes_dir: Path) -> set[str]:

@@ -236,3 +236,19 @@ def kill_processes(pids: list[int], grace: float = 5.0) -> None:
             return
         except AssertionError:
             continue
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes (not zombies), this one aside, whose command line contains ``text``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        st = proc_stat(int(entry.name))
+        if text.encode() in cmdline and st is not None and st[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found

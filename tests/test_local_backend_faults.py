@@ -16,7 +16,6 @@ Waits are on conditions with deadlines; everything started is stopped in a
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -28,7 +27,7 @@ import pytest
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local import LocalBackend
 from tests.factories import EXAMPLES, make_spec
-from tests.processes import Started
+from tests.processes import Started, processes_mentioning
 
 DEADLINE = 120.0  # generous: a loaded machine starts gunicorn slowly
 
@@ -61,21 +60,6 @@ def proc_state(pid: int) -> str | None:
     except OSError:
         return None
     return stat[stat.rfind(")") + 2 :].split()[0]
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Live processes (not zombies) whose command line contains ``text``."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in cmdline and proc_state(int(entry.name)) not in (None, "Z", "X"):
-            found.append(int(entry.name))
-    return found
 
 
 def wait_until(predicate, timeout: float, what: str):
