@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -22,6 +23,9 @@ from app.extensions import db
 from app.models import User, VizApp
 from tests import localhost_names, serving
 from tests.factories import CSRFClient, build_app, make_app, make_settings, make_user
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 localhost_names.install()  # *.localhost is loopback, for requests as for Chromium
 
@@ -42,6 +46,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for live in serving.MADE:
             title = f"front door log, {live.log_path.parent.name}"
             report.sections.append((title, live.log_tail(60, notable=True)))
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """A headless Chromium for one test (tests/browsers.py), closed whatever happens."""
+    from tests.browsers import chromium  # Playwright, only for the tests that ask
+
+    with chromium() as browser:
+        yield browser
 
 
 # The fake API server's fixtures: fake_kube (the session's shared one, reset per

@@ -9,13 +9,12 @@ Screenshots go to ``screenshots/`` (git-ignored) for a person to look at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.browsers import CspWatch, chromium
+from tests.browsers import CspWatch
 from tests.serving import serve
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,12 +46,6 @@ def server(tmp_path):
     ) as live:
         live.flask("users", "create", "root", "--admin", "--password-stdin", stdin=f"{PASSWORD}\n")
         yield live
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def counters(page: Page) -> tuple[int, int]:

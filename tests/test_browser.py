@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browsers import WAIT, CspWatch, chromium
+from tests.browsers import WAIT, CspWatch
 from tests.serving import serve
 
 pytestmark = pytest.mark.timeout(300)
@@ -57,12 +57,6 @@ def server(tmp_path):
         STATUS_POLL_INTERVAL="0.5",
     ) as live:
         yield live
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -10,18 +10,17 @@ seeded straight into the database; then the stats page draws its three plots
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from sqlalchemy import select
 
 from app import create_app
 from app.extensions import db
 from app.models import User, VizApp, utcnow
-from tests.browsers import WAIT, CspWatch, chromium
+from tests.browsers import WAIT, CspWatch
 from tests.factories import make_deployment, make_settings
 from tests.serving import LiveServer, serve
 
@@ -36,12 +35,6 @@ def server(tmp_path):
         live.flask("users", "password", "demo", "--password-stdin", stdin=f"{PASSWORD}\n")
         live.flask("users", "create", "root", "--admin", "--password-stdin", stdin=f"{PASSWORD}\n")
         yield live
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def seed_history(server: LiveServer) -> int:

@@ -20,9 +20,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.browsers import CspWatch, chromium
+from tests.browsers import CspWatch
 from tests.serving import REPO, LiveServer, serve
 
 pytestmark = pytest.mark.timeout(300)
@@ -64,12 +64,6 @@ def server(tmp_path) -> Iterator[LiveServer]:
         GOODBYE_GRACE=str(GRACE),
     ) as live:
         yield live
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def deployment(server: LiveServer, public_name: str, sweep_after: float | None = None) -> dict:

@@ -20,9 +20,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.browsers import WAIT, CspWatch, chromium
+from tests.browsers import WAIT, CspWatch
 from tests.live_instance import apps_dir
 from tests.serving import REPO, LiveServer, serve
 
@@ -72,12 +72,6 @@ def server(tmp_path) -> Iterator[LiveServer]:
     ) as live:
         subprocess.run([sys.executable, "-c", SEED], cwd=REPO, env=live.env, check=True, timeout=120)
         yield live
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
 
 
 def shot(page: Page, name: str) -> None:
