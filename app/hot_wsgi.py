@@ -59,7 +59,7 @@ from flask import Flask
 from flask_wtf.csrf import same_origin
 from werkzeug.http import parse_cookie
 
-from . import lifecycle, metrics, rate_limits, running_partial, tokens
+from . import clients, lifecycle, metrics, rate_limits, running_partial, tokens
 from .config import Settings
 from .extensions import csrf, login_manager
 from .idle import IdleLimits
@@ -264,7 +264,7 @@ class HotAnswers:
             limit = self.flask_app.extensions.get(rate_limits.ENTRY_TOKENS)
             if limit is None or limit.windows is None:
                 return None  # counted in Redis: Flask's path
-            client = rate_limits.client_key_of(environ, self.settings.backend)
+            client = clients.client_key_of(environ, self.settings.backend)
             if limit.windows.hit(client, now=limit.clock()) is not None:
                 return None  # refused: Flask refuses it too (a refusal is not counted)
         token = tokens.issue(
@@ -289,5 +289,5 @@ def _first(query: str, name: str) -> str:
 def init_app(app: Flask) -> None:
     """Outermost: before ForwardedFor and Flask (the one answer here that
     depends on the client's address, the partial's limit, reads it as
-    ForwardedFor does: ``rate_limits.client_key_of``)."""
+    ForwardedFor does: ``clients.client_key_of``)."""
     app.wsgi_app = HotAnswers(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ page that only reads.
 
 Who a client is: its address, ``request.remote_addr``. Behind the front door
 every request comes from Traefik, so Traefik's ``X-Forwarded-For`` names the
-client, and :class:`ForwardedFor` reads it, but only from a peer that can be
+client, and :class:`app.clients.ForwardedFor` reads it, but only from a peer that can be
 Traefik: loopback (the local front door), or on Kubernetes a peer inside the
 cluster (a non-public address). IPv6 clients count per /64, the block one
 subscriber gets.
@@ -27,13 +27,12 @@ counts in memory until it can again.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache, partial, wraps
+from functools import partial, wraps
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -41,10 +40,9 @@ from flask_limiter import Limiter, RouteLimit
 from flask_login import current_user
 from limits import RateLimitItem, parse_many
 from werkzeug.exceptions import TooManyRequests
-from werkzeug.http import parse_list_header
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import managing, start_schedule
+from .clients import ForwardedFor, client_key
 from .moving_window import MovingWindows
 
 # --- the limits ------------------------------------------------------------------
@@ -88,9 +86,6 @@ GOODBYE_PER_CLIENT = "30/minute"
 
 #: Sliding windows (see the module's docstring).
 STRATEGY = "moving-window"
-#: How many proxies stand between the client and Dormouse: Traefik, one hop,
-#: both in the local front door and on Kubernetes.
-PROXY_HOPS = 1
 #: HTMX requests whose 429 partial asks again by itself once the wait is over.
 RETRY_ENDPOINTS = frozenset({"viz.start", "viz.status"})
 
@@ -101,81 +96,7 @@ JOINS = "dormouse_start_joins"  # flask.g: this start request's start_joins()
 logger = logging.getLogger(__name__)
 
 
-# --- who is asking -----------------------------------------------------------------
-
-
-@lru_cache(maxsize=256)
-def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-@lru_cache(maxsize=256)
-def trusted_peer(peer: str, backend: str) -> bool:
-    """Whether the direct peer ``peer`` may name the client in
-    ``X-Forwarded-For``: only a proxy of ours can, i.e. Traefik, which is on
-    loopback with the local front door and, on Kubernetes, a pod inside the
-    cluster (whose addresses are never public ones)."""
-    ip = _address(peer)
-    if ip is None:
-        return False
-    if ip.is_loopback:
-        return True
-    return backend == "kubernetes" and not ip.is_global
-
-
-class ForwardedFor:
-    """WSGI middleware: ``X-Forwarded-For`` becomes ``REMOTE_ADDR`` (Werkzeug's
-    ProxyFix, ``PROXY_HOPS`` hops) when the direct peer is trusted, and is
-    ignored otherwise. Only the address: gunicorn handles the scheme
-    (``forwarded_allow_ips``), and ``X-Forwarded-Host`` is never believed, as
-    the host checks rely on the real ``Host``."""
-
-    def __init__(self, wsgi_app: Callable[..., Any], backend: str) -> None:
-        self.wsgi_app = wsgi_app
-        self.backend = backend
-        self.proxied = ProxyFix(wsgi_app, x_for=PROXY_HOPS, x_proto=0, x_host=0, x_port=0, x_prefix=0)
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if "HTTP_X_FORWARDED_FOR" in environ and trusted_peer(environ.get("REMOTE_ADDR", ""), self.backend):
-            return self.proxied(environ, start_response)
-        return self.wsgi_app(environ, start_response)
-
-
-def client_address() -> str:
-    """The client's address as limits count it: IPv4 as is, IPv6 by /64."""
-    return _counted_address(request.remote_addr or "")
-
-
-def client_key_of(environ: dict[str, Any], backend: str) -> str:
-    """:func:`client_key` from a WSGI environ that has not been through
-    :class:`ForwardedFor` (app/hot_wsgi.py answers before it): the same
-    address, read the same way (ProxyFix's rule for ``PROXY_HOPS``)."""
-    peer = environ.get("REMOTE_ADDR", "")
-    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-    if forwarded and trusted_peer(peer, backend):
-        values = parse_list_header(forwarded)
-        if len(values) >= PROXY_HOPS:
-            peer = values[-PROXY_HOPS]
-    return f"client:{_counted_address(peer)}"
-
-
-def _counted_address(raw: str) -> str:
-    ip = _address(raw)
-    if ip is None:
-        return raw or "unknown"
-    if isinstance(ip, ipaddress.IPv6Address) and not ip.is_loopback:
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
-def client_key() -> str:
-    return f"client:{client_address()}"
+# --- what a count is kept by (the client: app/clients.py) ----------------------------
 
 
 def login_name_key() -> str:

@@ -22,10 +22,11 @@ from flask import Flask, request
 from limits.storage import MemoryStorage, RedisStorage
 from werkzeug.test import Client
 
-from app import lifecycle, rate_limits, start_schedule
+from app import clients, lifecycle, rate_limits, start_schedule
+from app.clients import ForwardedFor, trusted_peer
 from app.extensions import db
 from app.models import Deployment, VizApp
-from app.rate_limits import ENTRY_TOKEN_PAGES, ENTRY_TOKENS, EXTENSION, ForwardedFor, trusted_peer
+from app.rate_limits import ENTRY_TOKEN_PAGES, ENTRY_TOKENS, EXTENSION
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.fakes import FakeBackend
 
@@ -435,7 +436,7 @@ def test_ipv6_clients_count_per_64(limited):
     def address(peer: str) -> str:
         with limited.test_request_context("/", environ_overrides={"REMOTE_ADDR": peer}):
             assert request.remote_addr == peer
-            return rate_limits.client_address()
+            return clients.client_address()
 
     assert address("2001:db8:1:2::1") == address("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert address("2001:db8:1:3::1") != address("2001:db8:1:2::1")
