@@ -40,8 +40,8 @@ from sqlalchemy.exc import IntegrityError
 from . import environments as envs
 from .backends import frameworks
 from .backends.env_builder import MARKER
-from .backends.local import group_alive
 from .backends.local_commands import run_as_prefix
+from .backends.local_groups import group_alive
 from .config import Settings
 from .env_settings import EnvSettings
 from .extensions import db

@@ -23,6 +23,12 @@ Neither child outlives this process: on SIGTERM or SIGINT both are stopped
 (TERM, then KILL after a grace period), and if this process is killed
 outright, the kernel sends each child SIGTERM (``PR_SET_PDEATHSIG``). App
 processes watch gunicorn's master and stop when it does.
+
+In the container this process is PID 1, so every orphan is handed to it (an
+app's watchdog whose gunicorn worker was replaced, an app whose watchdog was
+killed). It reaps them (:func:`reap_orphans`), as an init would; left
+unreaped, each would stay a zombie with its pid taken until the container
+stops.
 """
 
 from __future__ import annotations
@@ -140,6 +146,23 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def reap_orphans(own: set[int]) -> list[int]:
+    """Reap the exited children that are not ``own`` (the children this
+    process started, whose exit statuses their ``Popen`` objects collect) and
+    return their pids. Only orphans handed to this process are ever such
+    children: as PID 1 (or a subreaper) it is their parent."""
+    reaped = []
+    while True:
+        try:  # WNOWAIT: look without collecting, so an own child's status is left alone
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # no children at all
+            return reaped
+        if info is None or info.si_pid in own:  # none exited, or the first is an own one
+            return reaped
+        os.waitpid(info.si_pid, 0)
+        reaped.append(info.si_pid)
+
+
 class FrontDoor:
     """Traefik and Dormouse as two supervised children."""
 
@@ -228,6 +251,7 @@ class FrontDoor:
                 if code_now is not None:
                     code = code_now
                     break
+                reap_orphans({p.pid for p in (self.dormouse, self.traefik) if p is not None})
                 time.sleep(0.2)
         finally:
             self.stop()

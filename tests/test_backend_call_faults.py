@@ -35,7 +35,8 @@ from flask import Flask
 
 from app import sweep
 from app.backends.base import AppSpec, BackendError, BackendStatus
-from app.backends.local import LocalBackend, group_alive
+from app.backends.local import LocalBackend
+from app.backends.local_groups import group_alive
 from app.errors import MESSAGES
 from app.extensions import db
 from app.models import Deployment

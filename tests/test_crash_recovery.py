@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.backends.local import group_alive
+from app.backends.local_groups import group_alive
 from app.views.viz import NOT_STARTED
 from tests.live_instance import PLAIN_SOURCE, apps_dir, leaks, rows
 from tests.serving import LiveServer, start_app

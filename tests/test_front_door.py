@@ -7,6 +7,7 @@ server is reachable here; plain HTTP redirected to HTTPS).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import ssl
@@ -166,3 +167,55 @@ def test_traefik_gets_none_of_dormouses_capabilities() -> None:
     dropped = without_capabilities(argv, image)
     assert dropped[0].endswith("setpriv") and dropped[1:4] == ["--inh-caps=-all", "--ambient-caps=-all", "--"]
     assert dropped[4:] == argv
+
+
+ORPHANS = r"""
+import ctypes, json, os, subprocess, sys, time
+from app.front_door import reap_orphans
+
+def state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+def until(pid, wanted):
+    deadline = time.monotonic() + 30
+    while state(pid) != wanted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return state(pid)
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, as PID 1 is
+running = subprocess.Popen(["sleep", "60"])
+orphan = int(subprocess.run(["sh", "-c", "sleep 0.2 & echo $!"], capture_output=True, text=True).stdout)
+seen = {"orphan_before": until(orphan, "Z")}
+seen["reaped"] = reap_orphans({running.pid}) == [orphan]
+seen["orphan_after"] = state(orphan)
+ended = subprocess.Popen(["sh", "-c", "exit 3"])
+until(ended.pid, "Z")
+seen["left_alone"] = reap_orphans({running.pid, ended.pid}) == []
+seen["own_code"] = ended.wait(10)
+running.kill()
+seen["running_code"] = running.wait(10)
+print(json.dumps(seen))
+"""
+
+
+def test_orphans_handed_to_the_front_door_are_reaped_and_its_own_children_left_alone() -> None:
+    """In the container the front door is PID 1: an app whose watchdog died is
+    handed to it and must not stay a zombie; its own children's exit codes
+    stay theirs to collect. Run in a child process made a subreaper (as PID 1
+    is), not in pytest itself."""
+    argv = [sys.executable, "-c", ORPHANS]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen == {
+        "orphan_before": "Z",  # handed over, exited, not yet reaped
+        "reaped": True,
+        "orphan_after": "gone",
+        "left_alone": True,
+        "own_code": 3,  # the own child's status was not taken
+        "running_code": -9,
+    }, seen

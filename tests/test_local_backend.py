@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import requests
 
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local import ROUTE_PRUNE_GRACE, LocalBackend
+from app.backends.local_watchdog import KILL_WAIT
 from tests.appchecks import check_bokeh_app, check_bokeh_origin_refused, check_dash_callback
 from tests.factories import EXAMPLES, make_spec
 from tests.processes import Started
@@ -247,21 +249,60 @@ def test_watched_pid_death_stops_the_app(tracker: Tracker, monkeypatch: pytest.M
     assert backend.status(ref).state == "gone"
 
 
-def test_stop_kills_an_app_that_ignores_sigterm(tracker: Tracker, tmp_path: Path) -> None:
+def started_stubborn(tracker: Tracker, tmp_path: Path, name: str) -> tuple[LocalBackend, str, int]:
+    """A running Bokeh app that ignores SIGTERM; its backend (1 s grace), ref and group."""
     apps = tmp_path / "apps"
-    apps.mkdir()
+    apps.mkdir(exist_ok=True)
     (apps / "stubborn.py").write_text(
         "import signal\nfrom bokeh.io import curdoc\nfrom bokeh.models import Div\n"
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ncurdoc().add_root(Div(text='no'))\n"
     )
     backend = tracker.backend(apps, stop_grace=1.0)
-    ref = tracker.create(backend, spec("bokeh", "stubborn.py", "ivan-stubborn-f7"))
+    ref = tracker.create(backend, spec("bokeh", "stubborn.py", name))
     assert wait_state(backend, ref).state == "running"  # the probe ran the script
-    pgid = json.loads(ref)["pid"]
-    backend.stop(ref)  # SIGTERM is ignored: SIGKILL after the grace
+    return backend, ref, json.loads(ref)["pid"]
+
+
+def test_stop_kills_an_app_that_ignores_sigterm(tracker: Tracker, tmp_path: Path) -> None:
+    backend, ref, pgid = started_stubborn(tracker, tmp_path, "ivan-stubborn-f7")
+    backend.stop(ref)  # SIGTERM is ignored: the watchdog KILLs it after the grace
     assert group_gone(pgid), group_members(pgid)
     assert backend.status(ref).state == "gone"
     assert not (tracker.run_dir / "ivan-stubborn-f7.json").exists()
+
+
+def test_stop_leaves_the_watchdog_its_whole_schedule_before_killing_the_group(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    """KILLing a watchdog in the middle of its TERM-then-KILL would orphan the
+    app (a zombie in a container, or out of reach when the app runs as another
+    user): the backend KILLs the group only after ``stop_grace + KILL_WAIT``.
+    A watchdog held stopped (SIGSTOP) stands for one that is slow to finish."""
+    backend, ref, pgid = started_stubborn(tracker, tmp_path, "ivan-slow-f8")
+    os.kill(pgid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        backend.stop(ref)
+        waited = time.monotonic() - began
+    finally:
+        try:
+            os.kill(pgid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert waited >= backend.stop_grace + KILL_WAIT, waited
+    assert not group_members(pgid)  # KILLed; the orphan's zombie is its new parent's to reap
+    assert backend.status(ref).state == "gone"
+
+
+def test_stop_kills_an_app_whose_watchdog_is_gone(tracker: Tracker, tmp_path: Path) -> None:
+    backend, ref, pgid = started_stubborn(tracker, tmp_path, "ivan-orphan-f9")
+    app_pids = group_members(pgid)
+    os.kill(pgid, signal.SIGKILL)  # the watchdog alone, not its group
+    wait_for(lambda: not backend._leader_alive(json.loads(ref)), 30, "the watchdog to die")
+    assert app_pids and all(Path(f"/proc/{pid}").exists() for pid in app_pids)
+    backend.stop(ref)  # nobody forwards the TERM, which the app ignores anyway
+    assert not group_members(pgid)
+    assert not (tracker.run_dir / "ivan-orphan-f9.json").exists()
 
 
 # --------------------------------------------------------------------- list

@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -53,8 +52,9 @@ from typing import Any
 from app.backends import frameworks, local_logs
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local_commands import bind_literal, child_env, launch, locate_source, run_as_prefix
+from app.backends.local_groups import group_alive, stop_group
 from app.backends.local_routes import LocalRoutes
-from app.backends.local_watchdog import group_members, proc_stat
+from app.backends.local_watchdog import proc_stat
 from app.slugs import is_file_name, is_hostname, is_prefix
 
 log = logging.getLogger(__name__)
@@ -81,17 +81,6 @@ _PROBE = urllib.request.build_opener(urllib.request.ProxyHandler({}), _SameOrigi
 def _env_pid(var: str) -> int | None:
     value = os.environ.get(var, "")
     return int(value) if value.isdigit() and int(value) > 1 else None
-
-
-def group_alive(pgid: int) -> bool:
-    """True if any live (non-zombie) process is in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return bool(group_members(pgid))  # killpg also counts zombies
 
 
 class LocalBackend:
@@ -306,7 +295,9 @@ class LocalBackend:
 
     # -------------------------------------------------------------------- stop
     def stop(self, ref: str) -> None:
-        """TERM the group, wait ``stop_grace`` s, KILL; forget the records.
+        """TERM the group, let its watchdog finish (it KILLs what is left after
+        ``stop_grace`` s), KILL the group only if the watchdog cannot
+        (:func:`local_groups.stop_group`); forget the records.
 
         The log is kept (the previous run's log is rotated to ``.log.1`` by the
         next :meth:`create` of the same deployment)."""
@@ -318,29 +309,18 @@ class LocalBackend:
         pgid = r["pid"]
         if self._group_of(r):
             log.info("stopping %s (process group %d)", r["name"], pgid)
-            if not self._signal_and_wait(pgid, signal.SIGTERM, self.stop_grace + 1.0):
-                log.warning("%s did not stop in %.0fs; killing it", r["name"], self.stop_grace)
-                if not self._signal_and_wait(pgid, signal.SIGKILL, 5.0):
-                    raise BackendError(f"Could not stop process group {pgid}.")
+            ended = stop_group(
+                pgid, grace=self.stop_grace, watchdog_alive=lambda: self._leader_alive(r), reap=self._reap
+            )
+            if ended != "stopped":
+                log.warning("%s did not stop when asked; it was killed", r["name"])
+            if ended == "stuck":
+                raise BackendError(f"Could not stop process group {pgid}.")
         for suffix in (".json", ".exit"):
             path = self.run_dir / f"{r['name']}{suffix}"
             if suffix == ".exit" or self._read_ref(path).get("pid") == pgid:
                 path.unlink(missing_ok=True)
         self.routes.remove(r["name"])
-
-    def _signal_and_wait(self, pgid: int, sig: int, timeout: float) -> bool:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout
-        while True:
-            self._reap()
-            if not group_alive(pgid):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
 
     # -------------------------------------------------------------------- list
     def list(self) -> dict[str, str]:

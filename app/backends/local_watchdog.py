@@ -36,6 +36,7 @@ import time
 from types import FrameType
 
 POLL = 0.25  # seconds between checks of the app and the watched pid
+KILL_WAIT = 5.0  # seconds to wait for the group to go after SIGKILL
 WATCH_EVERY = 2  # check the watched pid every WATCH_EVERY polls
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -129,12 +130,12 @@ def stop_group(child: int, child_code: int | None, grace: float) -> int | None:
         if not left:
             break
         if time.monotonic() >= deadline:
-            if killed:  # still there 5 s after SIGKILL: nothing more to do
+            if killed:  # still there KILL_WAIT s after SIGKILL: nothing more to do
                 break
             for pid in left:
                 send(pid, signal.SIGKILL)
             killed = True
-            deadline = time.monotonic() + 5.0
+            deadline = time.monotonic() + KILL_WAIT
         time.sleep(0.05)
     got = reap(child)
     return got if got is not None else child_code
