@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import io
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -279,11 +280,18 @@ end
 """
 
 
+def wrk_load_args(load: Load) -> list[str]:
+    """wrk's command and load options. wrk takes whole seconds (a fraction is
+    rounded up); results are per second of the time its report measured."""
+    seconds = max(1, math.ceil(load.duration))
+    return ["wrk", f"-t{load.client_threads}", f"-c{load.connections}", f"-d{seconds}s"]
+
+
 def run_wrk(url: str, headers: dict[str, str], load: Load, workdir: Path) -> Result:
     script = workdir / "report.lua"
     if not script.exists():
         script.write_text(WRK_REPORT)
-    args = ["wrk", f"-t{load.client_threads}", f"-c{load.connections}", f"-d{load.duration:g}s"]
+    args = wrk_load_args(load)
     args += ["--timeout", "10s", "-s", str(script)]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]

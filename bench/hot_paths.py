@@ -59,6 +59,7 @@ from bench.harness import (
     pick_client,
     running,
     sigterm_as_exit,
+    wrk_load_args,
     wrk_result,
 )
 from bench.hot_path_instance import (
@@ -110,8 +111,7 @@ def wrk_script(p: Path_, workdir: Path) -> Path:
 
 
 def run_wrk(base: str, script: Path, load: Load) -> Result:
-    seconds = max(1, round(load.duration))  # wrk takes whole seconds
-    args = ["wrk", f"-t{load.client_threads}", f"-c{load.connections}", f"-d{seconds}s"]
+    args = wrk_load_args(load)
     args += ["--timeout", "10s", "-s", str(script)]
     return wrk_result([*args, base], load)
 
