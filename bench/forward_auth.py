@@ -37,21 +37,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anyw
 from app.views.gate import COOKIE, TOKEN_PARAM
 from bench.harness import (
     BenchError,
-    Load,
-    Result,
     Side,
     dormouse_and_bare,
     exit_code,
     interleaved,
-    load_generator,
     median,
     migrated_app,
-    pick_client,
     request,
     running,
     sigterm_as_exit,
 )
 from bench.hot_path_instance import dormouse_env
+from bench.load import Load, Result, load_generator, pick_client
 
 TARGET = 0.7
 GATE_PATH = "/_auth/viz"

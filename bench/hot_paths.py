@@ -47,20 +47,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 
 from bench.harness import (
-    WRK_REPORT,
     BenchError,
-    Load,
-    Result,
     Side,
     checked,
     dormouse_and_bare,
     exit_code,
     median,
-    pick_client,
     running,
     sigterm_as_exit,
-    wrk_load_args,
-    wrk_result,
 )
 from bench.hot_path_instance import (
     ADDRESSES,
@@ -72,6 +66,7 @@ from bench.hot_path_instance import (
     paths,
     prepare,
 )
+from bench.load import WRK_REPORT, Load, Result, pick_client, wrk_load_args, wrk_result
 from bench.usage_stats import database
 
 TARGET = 0.7

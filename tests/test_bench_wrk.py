@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import Load, wrk_load_args
+from bench.load import Load, wrk_load_args
 
 
 @pytest.mark.parametrize(("duration", "flag"), [(0.5, "-d1s"), (2.0, "-d2s"), (2.2, "-d3s"), (0.0, "-d1s")])
