@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial, wraps
+from functools import partial
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -41,7 +41,7 @@ from flask_login import current_user
 from limits import RateLimitItem, parse_many
 from werkzeug.exceptions import TooManyRequests
 
-from . import managing, start_schedule
+from . import managing
 from .clients import ForwardedFor, client_key
 from .moving_window import MovingWindows
 
@@ -74,11 +74,12 @@ PUBLISH_PER_USER = "10/minute;30/hour"
 #: Making API tokens (the tokens page): a person makes a few; a script
 #: minting them in a loop is stopped.
 TOKENS_PER_USER = "5/minute;20/day"
-#: The viz page's HTML status partial hands out an entry token (for the
-#: iframe) each time: per client, as many as this many pages polling a start
-#: for a minute need (fast while it is young, then every STATUS_POLL_INTERVAL:
-#: app/start_schedule.py). JSON answers carry no token and are not limited.
-ENTRY_TOKEN_PAGES = 5
+#: Entry tokens (the iframe's, in the running app's HTML status partial; the
+#: ping's HTML answer carries one too): a page gets one each time it opens the
+#: app, so per client as many as the joins a class behind one address makes.
+#: Only answers that carry a token count: a starting app's partials, JSON
+#: answers and polls carry none and are not limited.
+ENTRY_TOKENS_PER_CLIENT = "300/minute"
 
 #: Goodbyes (a page's beacon as it closes, ``viz.goodbye``): a person closes
 #: a few tabs a minute; a script cannot count many pages closed that are not.
@@ -133,13 +134,6 @@ def publisher_key() -> str:
     return client_key()
 
 
-def _answers_json() -> bool:
-    """The status answer is JSON (no entry token in it), as the view decides."""
-    from .views.viz import _wants_json
-
-    return _wants_json()
-
-
 # --- wiring --------------------------------------------------------------------------
 
 
@@ -165,8 +159,6 @@ def init_app(app: Flask) -> None:
         return
     _drop_global_hooks(app, limiter)
 
-    polls = start_schedule.polls_within(60, settings.status_poll_interval)  # a start's first minute
-    entry_tokens = f"{ENTRY_TOKEN_PAGES * polls}/minute"
     post = ["POST"]
     _apply(
         app,
@@ -196,10 +188,9 @@ def init_app(app: Flask) -> None:
     _apply(app, "api.edit_app", limiter.limit(PUBLISH_PER_USER, key_func=publisher_key))
     _apply(app, "tokens.page", limiter.limit(TOKENS_PER_USER, key_func=publisher_key, methods=post))
     in_memory = settings.rate_limit_storage.startswith("memory://")
-    token_partials = EntryTokenLimit(limiter, entry_tokens, scope="entry-tokens", in_memory=in_memory)
-    app.extensions[ENTRY_TOKENS] = token_partials
-    _apply_unless_json(app, "viz.status", token_partials)
-    _apply_unless_json(app, "viz.ping", token_partials)
+    app.extensions[ENTRY_TOKENS] = EntryTokenLimit(
+        limiter, ENTRY_TOKENS_PER_CLIENT, scope="entry-tokens", in_memory=in_memory
+    )
     _apply(app, "viz.goodbye", limiter.limit(GOODBYE_PER_CLIENT))
 
 
@@ -211,11 +202,12 @@ def _apply(app: Flask, endpoint: str, *limits: RouteLimit) -> None:
 
 
 class EntryTokenLimit:
-    """The entry-token limit (``ENTRY_TOKEN_PAGES``), one count per client
-    shared by the status and ping partials, checked without Flask-Limiter's
-    decorator, whose per-request search for the limits that apply cost the
-    partial ~160 us, a third of its time (measured in-process,
-    bench/hot_paths.py). The same moving window: with ``memory://`` storage
+    """The entry-token limit (``ENTRY_TOKENS_PER_CLIENT``), one count per
+    client shared by the status and ping partials that carry a token, counted
+    where the token is made (:func:`count_entry_token`; before Flask,
+    app/hot_wsgi.py), not by Flask-Limiter's decorator, whose per-request
+    search for the limits that apply cost the partial ~160 us, a third of its
+    time (measured in-process, bench/hot_paths.py). The same moving window: with ``memory://`` storage
     (each worker counts on its own either way) in :class:`MovingWindows`,
     which forgets old hits without the limits library's background walk over
     every key (~10 ms every ~20 ms with thousands of clients); with Redis,
@@ -268,28 +260,13 @@ class EntryTokenLimit:
         except Exception:  # the storage failed just now: the whole window is an upper bound
             return item.get_expiry()
 
-    def __call__(self, view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def limited(*args: Any, **kwargs: Any) -> Any:
-            self.check()
-            return view(*args, **kwargs)
 
-        return limited
-
-
-def _apply_unless_json(app: Flask, endpoint: str, limit: EntryTokenLimit) -> None:
-    """``limit`` on the answers that carry an entry token (the HTML partial);
-    a JSON answer (the page's pings and JSON polls, the hot path) goes
-    straight to the view, without even the limiter's exemption check, which
-    cost it more than the view itself (measured in-process, bench/hot_paths.py)."""
-    view = app.view_functions[endpoint]
-    limited = limit(view)
-
-    @wraps(view)
-    def either(*args: Any, **kwargs: Any) -> Any:
-        return view(*args, **kwargs) if _answers_json() else limited(*args, **kwargs)
-
-    app.view_functions[endpoint] = either
+def count_entry_token(app: Flask) -> None:
+    """Count an entry token about to be handed to this request's client
+    (:class:`EntryTokenLimit`); past the limit, 429 (``TooManyRequests``)."""
+    limit: EntryTokenLimit | None = app.extensions.get(ENTRY_TOKENS)
+    if limit is not None:
+        limit.check()
 
 
 def _drop_global_hooks(app: Flask, limiter: Limiter) -> None:

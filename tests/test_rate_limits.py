@@ -26,9 +26,12 @@ from app import clients, lifecycle, rate_limits, start_schedule
 from app.clients import ForwardedFor, trusted_peer
 from app.extensions import db
 from app.models import Deployment, VizApp
-from app.rate_limits import ENTRY_TOKEN_PAGES, ENTRY_TOKENS, EXTENSION
+from app.rate_limits import ENTRY_TOKENS, EXTENSION
+from app.views.gate import TOKEN_PARAM
+from app.views.viz import STOP_POLLING
 from tests.factories import CSRFClient, build_app, login, make_app, make_settings, make_user
 from tests.fakes import FakeBackend
+from tests.waiting import wait_for
 
 JSON = {"Accept": "application/json"}
 HX = {"HX-Request": "true"}
@@ -288,22 +291,37 @@ def test_the_gate_is_never_limited(client, limited):
     assert not [hook for hook in hooks if limiter in getattr(hook, "args", ())]
 
 
-@pytest.fixture
-def slow_polls(tmp_path: Path) -> Iterator[Flask]:
-    """Polls every 10 s once a start is old (fast while it is young: app/start_schedule.py),
-    so a client gets 5 x the polls of a start's first minute."""
-    yield from _limited_app(tmp_path, STATUS_POLL_INTERVAL="10")
+def _tokens_allowed(app: Flask) -> int:
+    return app.extensions[ENTRY_TOKENS].items[0].amount
 
 
-def test_status_partials_with_entry_tokens_are_limited_per_client(slow_polls):
-    client = slow_polls.test_client()
-    alice = make_user("alice")
-    make_app(alice, "wave")
-    assert _start(client, "/alice/wave/", "203.0.113.1").status_code == 200
-    public_name = _start(client, "/alice/wave/", "203.0.113.1").get_json()["public_name"]
+def _running(app: Flask, address: str = "203.0.113.1") -> tuple[CSRFClient, str]:
+    """alice's app started from ``address`` and running; its status URL."""
+    client = app.test_client()
+    make_app(make_user("alice"), "wave")
+    public_name = _start(client, "/alice/wave/", address).get_json()["public_name"]
+    backend = app.extensions["dormouse.backend"]
+    backend.set(next(ref for ref in backend.states if public_name in ref), "running")
     url = f"/alice/wave/viz/status?deployment={public_name}"
-    for _ in range(ENTRY_TOKEN_PAGES * start_schedule.polls_within(60, 10.0)):
-        assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == 200
+    wait_for(
+        lambda: client.get(url, headers={**JSON, **_from(address)}).get_json()["status"] == "running",
+        10,
+        "the start to be read as running",
+    )
+    return client, url  # type: ignore[return-value]
+
+
+def _exhaust_entry_tokens(app: Flask, address: str = "203.0.113.1") -> tuple[CSRFClient, str]:
+    """A running app's status partial, each with an entry token, asked for as often as the limit allows."""
+    client, url = _running(app, address)
+    for _ in range(_tokens_allowed(app)):
+        answer = client.get(url, headers={**HX, **_from(address)})
+        assert answer.status_code == STOP_POLLING and f"{TOKEN_PARAM}=" in answer.get_data(as_text=True)
+    return client, url
+
+
+def test_entry_tokens_are_limited_per_client(limited):
+    client, url = _exhaust_entry_tokens(limited)
     refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
     assert refused.status_code == 429
     seconds = _retry_after(refused)
@@ -312,39 +330,54 @@ def test_status_partials_with_entry_tokens_are_limited_per_client(slow_polls):
     # Pings that answer HTML carry tokens too, and share the count; JSON carries none.
     assert client.post("/alice/wave/viz/ping", headers={**HX, **_from("203.0.113.1")}).status_code == 429
     assert client.get(url, headers={**JSON, **_from("203.0.113.1")}).status_code == 200
-    assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == 200
+    assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == STOP_POLLING
 
 
-def _exhaust_entry_tokens(app: Flask, address: str = "203.0.113.1") -> tuple[CSRFClient, str]:
-    """A started app's status partial asked for as often as the entry-token limit allows."""
-    client = app.test_client()
+def test_a_class_behind_one_address_polls_a_starting_app_unlimited(limited):
+    """A starting app's partials carry no entry token and count for nothing:
+    six pages behind one address, each polling a start's first minute (84
+    polls at the default STATUS_POLL_INTERVAL), are never refused; each then
+    gets its entry token once the app runs."""
+    client = limited.test_client()
     make_app(make_user("alice"), "wave")
-    public_name = _start(client, "/alice/wave/", address).get_json()["public_name"]
+    public_name = _start(client, "/alice/wave/", "203.0.113.1").get_json()["public_name"]
     url = f"/alice/wave/viz/status?deployment={public_name}"
-    for _ in range(ENTRY_TOKEN_PAGES * start_schedule.polls_within(60, 10.0)):
-        assert client.get(url, headers={**HX, **_from(address)}).status_code == 200
-    return client, url
+    interval = limited.config["DORMOUSE"].status_poll_interval
+    polls = 6 * start_schedule.polls_within(60, interval)  # more than this client's tokens
+    assert polls > _tokens_allowed(limited)
+    for _ in range(polls):
+        answer = client.get(url, headers={**HX, **_from("203.0.113.1")})
+        assert answer.status_code == 200 and f"{TOKEN_PARAM}=" not in answer.get_data(as_text=True)
+    backend = limited.extensions["dormouse.backend"]
+    backend.set(next(ref for ref in backend.states if public_name in ref), "running")
+    wait_for(
+        lambda: client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == STOP_POLLING,
+        10,
+        "the running partial",
+    )
+    for _ in range(6):
+        assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == STOP_POLLING
 
 
-def test_the_entry_token_limit_is_a_sliding_window(slow_polls, monkeypatch):
+def test_the_entry_token_limit_is_a_sliding_window(limited):
     clock = _Clock()
-    slow_polls.extensions[ENTRY_TOKENS].clock = clock.time
-    client, url = _exhaust_entry_tokens(slow_polls)
+    limited.extensions[ENTRY_TOKENS].clock = clock.time
+    client, url = _exhaust_entry_tokens(limited)
     clock.offset += 30
     refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
     assert refused.status_code == 429 and 25 <= _retry_after(refused) <= 31  # the first counted one ages out
     clock.offset += 31
-    assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == 200
+    assert client.get(url, headers={**HX, **_from("203.0.113.1")}).status_code == STOP_POLLING
 
 
 def test_the_entry_token_limit_counts_in_memory_while_redis_is_unreachable(tmp_path):
     uri = f"redis://127.0.0.1:{_closed_port()}/3"
-    for app in _limited_app(tmp_path, RATE_LIMIT_STORAGE=uri, STATUS_POLL_INTERVAL="10"):
+    for app in _limited_app(tmp_path, RATE_LIMIT_STORAGE=uri):
         client, url = _exhaust_entry_tokens(app)
         assert app.extensions[EXTENSION]._storage_dead
         refused = client.get(url, headers={**HX, **_from("203.0.113.1")})
         assert refused.status_code == 429 and _retry_after(refused) <= 60
-        assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == 200
+        assert client.get(url, headers={**HX, **_from("203.0.113.2")}).status_code == STOP_POLLING
 
 
 # --- publish --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .. import (
     app_envs,
     budget,
     lifecycle,
+    rate_limits,
     running_partial,
     start_estimate,
     start_schedule,
@@ -146,11 +147,6 @@ def _with_token(url: str, token: str) -> str:
     return f"{url}?{urlencode({TOKEN_PARAM: token})}"
 
 
-def _entry_url(url: str, public_name: str) -> str:
-    """The iframe's URL with a fresh entry token (:func:`_entry_token`)."""
-    return _with_token(url, _entry_token(public_name))
-
-
 def _wants_json() -> bool:
     if "HX-Request" in request.headers:
         return False
@@ -174,6 +170,7 @@ def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | No
         response = Response(json.dumps(payload, separators=(",", ":")), mimetype="application/json")
     elif payload["status"] == "running" and payload["url"]:  # the iframe: its text remembered per worker
         url = str(payload["url"])
+        rate_limits.count_entry_token(current_app)  # only answers that carry a token count
         token = _entry_token(str(payload["public_name"]))
         text = running_partial.running(
             current_app, app, payload, url, token, lambda token_text: _with_token(url, token_text)
@@ -181,13 +178,12 @@ def status_response(app: VizApp | AppSeen, dep: Deployment | DeploymentSeen | No
         response = Response(text, status=STOP_POLLING if request.headers.get("HX-Request") else 200)
     else:
         settings = current_app.config["DORMOUSE"]
-        frame_url = _entry_url(payload["url"], str(payload["public_name"])) if payload["url"] else None
         response = make_response(
             render_template(
                 "partials/viz_status.html",
                 app=app,
                 s=payload,
-                frame_url=frame_url,
+                frame_url=None,  # no iframe, so no entry token
                 poll_interval=_poll_delay(dep, settings.status_poll_interval),
             )
         )
