@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import BIN, REPO, BenchError, _group_alive, free_port, request
+from app.backends.local_groups import group_alive
+from bench.harness import BIN, REPO, BenchError, free_port, request
 
 DEMOS = {"dash": "demo/dash-wave", "bokeh": "demo/bokeh-sliders"}
 SHARED_ENVS = Path("/var/cache/dormouse/uv-envs")  # the tests' default environments, when built
@@ -160,9 +161,9 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             break
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _group_alive(proc.pid):
+        while time.monotonic() < deadline and group_alive(proc.pid):
             proc.poll()
             time.sleep(0.05)
-        if not _group_alive(proc.pid):
+        if not group_alive(proc.pid):
             break
     proc.poll()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.backends.local_groups import group_alive
 from bench.errors import BenchError
 from bench.load import Load, Result
 
@@ -165,32 +166,12 @@ class Server:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and _group_alive(pgid):
+            while time.monotonic() < deadline and group_alive(pgid):
                 self.proc.poll()  # reap the leader, or it stays a zombie member
                 time.sleep(0.1)
-            if not _group_alive(pgid):
+            if not group_alive(pgid):
                 break
         self.proc.poll()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still counts for killpg; look for a live member.
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def gunicorn(
