@@ -207,14 +207,15 @@ class EntryTokenLimit:
     where the token is made (:func:`count_entry_token`; before Flask,
     app/hot_wsgi.py), not by Flask-Limiter's decorator, whose per-request
     search for the limits that apply cost the partial ~160 us, a third of its
-    time (measured in-process, bench/hot_paths.py). The same moving window: with ``memory://`` storage
-    (each worker counts on its own either way) in :class:`MovingWindows`,
-    which forgets old hits without the limits library's background walk over
-    every key (~10 ms every ~20 ms with thousands of clients); with Redis,
-    straight against Flask-Limiter's strategy and storage, with the same keys
-    (``RATELIMIT_KEY_PREFIX``, the client, the scope) and the same fallback to
-    counting in memory while Redis cannot be reached. A refusal is a 429 with
-    the seconds until the window lets one through again (app/errors.py)."""
+    time (measured in-process, bench/hot_paths.py). The same moving window:
+    with ``memory://`` storage (each worker counts on its own either way) in
+    :class:`MovingWindows`, which forgets old hits without the limits
+    library's background walk over every key (~10 ms every ~20 ms with
+    thousands of clients); with Redis, straight against Flask-Limiter's
+    strategy and storage, with the same keys (``RATELIMIT_KEY_PREFIX``, the
+    client, the scope) and the same fallback to counting in memory while Redis
+    cannot be reached. A refusal is a 429 with the seconds until the window
+    lets one through again (app/errors.py)."""
 
     def __init__(self, limiter: Limiter, limits: str, *, scope: str, in_memory: bool) -> None:
         self.limiter = limiter
