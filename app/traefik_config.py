@@ -25,6 +25,11 @@ PLAIN_ENTRYPOINT = "plain"  # with TLS: port 80's job (ACME challenge, redirect)
 # app route again, so Dormouse can see when Traefik has picked a new one up.
 INTERNAL_ENTRYPOINT = "internal"
 ALIAS_HEADERS = "delete"  # what every entry point does with a header named like an alias of another
+# Percent-encoded characters in a request path that every entry point refuses
+# (400): an encoded /, \, ;, %, ?, # or NUL may be read one way by Traefik's
+# router and another by the app behind it. Traefik 3.7 allows them by default;
+# its `encodedCharacters.allowEncoded<Name>` options, all set to false here.
+ENCODED_CHARACTERS = ("Slash", "BackSlash", "Semicolon", "Percent", "QuestionMark", "Hash", "NullCharacter")
 CERT_RESOLVER = "letsencrypt"
 
 Document = dict[str, Any]
@@ -157,8 +162,15 @@ def static_config(
     for entry_point in entry_points.values():
         # X.Forwarded.For, X_Forwarded_For...: names a WSGI server may read as a
         # header Traefik sets (X-Forwarded-For) are dropped, never forwarded
-        entry_point.setdefault("http", {})["aliasHeadersStrategy"] = ALIAS_HEADERS
+        http = entry_point.setdefault("http", {})
+        http["aliasHeadersStrategy"] = ALIAS_HEADERS
+        http["encodedCharacters"] = refused_encoded_characters()
     return doc
+
+
+def refused_encoded_characters() -> Document:
+    """An entry point's ``encodedCharacters``: every one of :data:`ENCODED_CHARACTERS` refused."""
+    return {f"allowEncoded{name}": False for name in ENCODED_CHARACTERS}
 
 
 @dataclass(frozen=True)

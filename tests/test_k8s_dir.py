@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes.utils import parse_quantity
 
-from app import lifecycle, tokens
+from app import lifecycle, tokens, traefik_config
 from app.backends.base import AppSpec
 from app.backends.kube_names import labels_for, name_for
 from app.backends.kube_objects import PORT_NAME, auth_middleware, make_deployment
@@ -330,13 +330,19 @@ def test_the_quota_is_the_caps_times_the_maxima(tmp_path):
     assert hard["services.loadbalancers"] == hard["services.nodeports"] == hard["persistentvolumeclaims"] == 0
 
 
-def test_traefik_drops_aliasing_header_names_on_every_entry_point():
+def test_traefik_drops_aliasing_header_names_and_refuses_encoded_characters_on_every_entry_point():
+    """The same entry-point hardening as the front door's (app/traefik_config.py)."""
+    refused = traefik_config.refused_encoded_characters()
     static = yaml.safe_load((K8S / "traefik" / "traefik.yml").read_text())
     for name, entry_point in static["entryPoints"].items():
         assert entry_point["http"]["aliasHeadersStrategy"] == "delete", name
+        assert entry_point["http"]["encodedCharacters"] == refused, name
     values = yaml.safe_load((K8S / "traefik" / "values.yaml").read_text())
+    arguments = values["additionalArguments"]
     for name in values["ports"]:
-        assert f"--entryPoints.{name}.http.aliasHeadersStrategy=delete" in values["additionalArguments"], name
+        assert f"--entryPoints.{name}.http.aliasHeadersStrategy=delete" in arguments, name
+        for option, value in refused.items():
+            assert f"--entryPoints.{name}.http.encodedCharacters.{option}={str(value).lower()}" in arguments
 
 
 def test_traefik_allows_no_cross_namespace_reference():

@@ -44,7 +44,14 @@ def test_the_shared_file_asks_dormouse_and_hands_its_cookie_on():
 
 def test_the_static_config_has_one_public_entry_point_and_the_watched_directory():
     doc = tc.static_config(listen="0.0.0.0:8000", routes_dir="/data/routes", internal_listen="127.0.0.1:9001")
-    dropped = {"aliasHeadersStrategy": "delete"}  # X.Forwarded.For never reaches a WSGI server
+    dropped = {  # X.Forwarded.For never reaches a WSGI server, nor a%3Bb an app
+        "aliasHeadersStrategy": "delete",
+        "encodedCharacters": {
+            "allowEncodedSlash": False, "allowEncodedBackSlash": False, "allowEncodedSemicolon": False,
+            "allowEncodedPercent": False, "allowEncodedQuestionMark": False, "allowEncodedHash": False,
+            "allowEncodedNullCharacter": False,
+        },
+    }  # fmt: skip
     assert doc["entryPoints"] == {
         "web": {"address": "0.0.0.0:8000", "http": dropped},
         "internal": {"address": "127.0.0.1:9001", "http": dropped},
@@ -73,9 +80,11 @@ def test_with_tls_web_is_https_with_lets_encrypt_and_plain_http_redirects():
         "http": {
             "redirections": {"entryPoint": {"to": ":443", "scheme": "https", "permanent": True}},
             "aliasHeadersStrategy": "delete",
+            "encodedCharacters": tc.refused_encoded_characters(),
         },
     }
     assert web["http"]["aliasHeadersStrategy"] == "delete"
+    assert web["http"]["encodedCharacters"] == tc.refused_encoded_characters()
     acme = doc["certificatesResolvers"]["letsencrypt"]["acme"]
     assert acme == {"email": "ops@example.org", "storage": "/data/traefik/acme.json",
                     "httpChallenge": {"entryPoint": "plain"}}  # fmt: skip

@@ -245,3 +245,19 @@ def test_dot_segments_never_carry_one_apps_cookie_into_another(door: FrontDoor) 
     assert not any(other in hit or ".." in hit.lower() or "%2e" in hit.lower() for hit in _App.hits), (
         _App.hits
     )
+
+
+def test_paths_with_ambiguous_encoded_characters_are_refused_before_the_gate(door: FrontDoor) -> None:
+    """An encoded /, \\, ;, %, ?, # or NUL in a path may be read one way by
+    Traefik's router and another by the app: every entry point refuses it
+    (400) before it reaches the gate or the app, even with a valid cookie."""
+    prefix, _, entry = live_deployment(door)
+    door.route("alice-wave", prefix)
+    wait_for(lambda: door.get(prefix).status_code == 401, 30, "the app's route to appear")
+    cookie = door.get(f"{prefix}?dormouse_token={entry}").cookies[traefik_config.AUTH_COOKIE]
+    assert raw_get(door, prefix + "plain/page", cookie) == 200
+    _App.hits = []
+    for encoded in ("%2F", "%5c", "%3B", "%25", "%3f", "%23", "%00"):
+        assert raw_get(door, f"{prefix}a{encoded}b", cookie) == 400, encoded
+    assert _App.hits == []
+    assert raw_get(door, prefix + "a%20b", cookie) == 200  # an encoded space means one thing only
