@@ -53,15 +53,23 @@ def is_published(app: VizApp) -> bool:
     return row is not None and row.status == "ready"
 
 
+def visible(owner: str, title: str, user: User | AnonymousUserMixin) -> VizApp | None:
+    """The app at /<owner>/<title>/ if ``user`` may see it: a published one
+    for everyone, the others (private, or first environment not ready) for
+    their owner and admins; else None, whether it exists or not."""
+    app = find(owner, title)
+    if app is None or not (is_published(app) or may_manage(user, app)):
+        return None
+    return app
+
+
 def start_joins(owner: str, title: str, user: User | AnonymousUserMixin) -> bool:
     """Whether ``user`` starting /<owner>/<title>/ now would only join its
     live deployment (and create nothing). False for an app ``user`` may not
     see, live or not, so that nothing answered differently tells a stranger
     whether a private app is running."""
-    app = find(owner, title)
-    if app is None or not (is_published(app) or may_manage(user, app)):
-        return False
-    return lifecycle.live_deployment(app) is not None
+    app = visible(owner, title, user)
+    return app is not None and lifecycle.live_deployment(app) is not None
 
 
 def visible_apps(user: User | AnonymousUserMixin) -> list[VizApp]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from app.backends.local import group_alive
+from app.backends.local_groups import group_alive
 from app.config import normalise_database_url
 from app.models import LIVE_STATUSES, Deployment, User, VizApp
 from tests.factories import EXAMPLES

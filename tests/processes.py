@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.backends.local import group_alive
+from app.backends.local_groups import group_alive
 from app.backends.local_watchdog import proc_stat
 from tests.waiting import wait_for
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.backends.local import group_alive
+from app.backends.local_groups import group_alive
 from app.extensions import db
 from app.models import Deployment
 from tests.appchecks import check_dash_callback, enter

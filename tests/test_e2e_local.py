@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from app import lifecycle, sweep, tokens
-from app.backends.local import group_alive
+from app.backends.local_groups import group_alive
 from app.extensions import db
 from app.idle import IdleLimits
 from app.models import Deployment, utcnow

@@ -20,7 +20,7 @@ import requests
 
 from app.backends.base import AppSpec, BackendError, BackendStatus
 from app.backends.local import ROUTE_PRUNE_GRACE, LocalBackend
-from app.backends.local_watchdog import KILL_WAIT
+from app.backends.local_watchdog import KILL_WAIT, group_members
 from tests.appchecks import check_bokeh_app, check_bokeh_origin_refused, check_dash_callback
 from tests.factories import EXAMPLES, make_spec
 from tests.processes import Started
@@ -64,20 +64,6 @@ def wait_state(backend: LocalBackend, ref: str, timeout: float = DEADLINE) -> Ba
         timeout,
         f"{json.loads(ref)['name']} to finish starting",
     )
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
 
 
 def group_gone(pgid: int) -> bool:

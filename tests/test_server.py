@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.backends.local import group_alive
+from app.backends.local_groups import group_alive
 from app.backends.local_watchdog import proc_stat
 from tests.appchecks import enter
 from tests.serving import JSON, REQUEST_TIMEOUT, LiveServer, serve, start_app

@@ -9,7 +9,6 @@ from flask_login import current_user
 from sqlalchemy import text
 
 from .. import app_state, lifecycle, managing
-from ..auth import may_manage
 from ..extensions import db
 from ..models import VizApp, utcnow
 
@@ -20,10 +19,8 @@ def visible_app(owner: str, title: str) -> VizApp:
     """The app at /<owner>/<title>/, or 404 if it does not exist or the
     visitor may not see it (private apps, and apps whose first environment
     is not ready, are for their owner and admins)."""
-    app = managing.find(owner, title)
+    app = managing.visible(owner, title, current_user)
     if app is None:
-        abort(404)
-    if not managing.is_published(app) and not may_manage(current_user, app):
         abort(404)
     return app
 
